@@ -1,0 +1,948 @@
+//! The engine: the operations an embedding program (or the HTTP layer) calls.
+
+use crate::auth::{Authenticated, RequestParts};
+use crate::clock::Clock;
+use crate::connector::{Connector, ConnectorSpec, ConnectorView};
+use crate::error::{Error, Result};
+use crate::event::{validate, ItemError};
+use crate::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
+use crate::ledger::{
+    decode_cursor, ActivityItem, EventFilter, ItemStatus, LogEntry, Page, PageRequest, PurgeCounts,
+    MAX_PAGE_SIZE,
+};
+use crate::mapping::{Document, JsonataMapping, Mapping, MappingLimits};
+use crate::member::{normalize, Identifier, IgnoredReason, Member};
+use crate::program::{Program, ProgramSpec, DEFAULT_IDENTIFIER_KIND};
+use crate::rules::{apply_usage, Award, Rule, RuleSet, RuleSpec, TraceEntry, Usage};
+use crate::secret::{generate_token, TokenHash};
+use crate::store::{Candidate, CommitBatch, PendingItem, Store};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+/// Limits of the engine (DESIGN.md gives the defaults).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_batch_items: usize,
+    pub mapping: MappingLimits,
+    /// The raw item kept in the log, in bytes; longer ones are truncated and flagged.
+    pub max_raw_bytes: usize,
+    /// Mapping time for a whole request: past it, the remaining items are rejected, so that
+    /// one hostile mapping cannot hold a worker for `max_batch_items` × the per-item timeout.
+    pub max_request_mapping_time: std::time::Duration,
+    /// How long a loaded connector (with its compiled mapping and rules) is reused before it
+    /// is read again from the store. Changes made through this engine apply at once; this
+    /// bounds how long another process's changes take to be seen.
+    pub connector_cache_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_batch_items: 1000,
+            mapping: MappingLimits::default(),
+            max_raw_bytes: 16 * 1024,
+            max_request_mapping_time: std::time::Duration::from_secs(2),
+            connector_cache_ttl: Duration::seconds(1),
+        }
+    }
+}
+
+/// A request to a connector's endpoint, without HTTP.
+#[derive(Clone, Copy, Debug)]
+pub struct IncomingRequest<'a> {
+    pub connector_id: &'a str,
+    pub query: &'a str,
+    pub headers: &'a [(&'a str, &'a [u8])],
+    pub body: &'a [u8],
+    /// `?test=true`: store as test data.
+    pub test: bool,
+}
+
+/// The answer to an ingestion request: one result per item, in order.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestResponse {
+    pub results: Vec<ItemResult>,
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub ignored: usize,
+    pub rejected: usize,
+}
+
+/// What happened to one item.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemResult {
+    pub index: usize,
+    pub status: ItemStatus,
+    pub event_id: EventId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_event_id: Option<EventId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<MemberId>,
+    pub points: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub awards: Vec<Award>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+}
+
+impl IngestResponse {
+    fn from_entries(entries: Vec<LogEntry>) -> Self {
+        let mut response = IngestResponse {
+            results: Vec::with_capacity(entries.len()),
+            accepted: 0,
+            duplicates: 0,
+            ignored: 0,
+            rejected: 0,
+        };
+        for (index, entry) in entries.into_iter().enumerate() {
+            match entry.status {
+                ItemStatus::Accepted => response.accepted += 1,
+                ItemStatus::Duplicate => response.duplicates += 1,
+                ItemStatus::Ignored => response.ignored += 1,
+                ItemStatus::Rejected => response.rejected += 1,
+            }
+            response.results.push(ItemResult {
+                index,
+                status: entry.status,
+                event_id: entry.id,
+                original_event_id: entry.original_event_id,
+                client_event_id: entry.client_event_id,
+                member_id: entry.member_id,
+                points: entry.points,
+                awards: entry.awards,
+                reason: entry.reason,
+                error: entry.error,
+            });
+        }
+        response
+    }
+}
+
+/// What a simulation says would happen to one item.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulatedItem {
+    pub index: usize,
+    pub status: ItemStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_event_id: Option<EventId>,
+    pub mapped: Option<Value>,
+    pub member: Option<SimulatedMember>,
+    pub points: i64,
+    pub awards: Vec<Award>,
+    pub trace: Vec<TraceEntry>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The member a simulated item would use or create.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulatedMember {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<MemberId>,
+    pub kind: String,
+    pub value: String,
+    pub would_enroll: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SimulationResponse {
+    pub results: Vec<SimulatedItem>,
+}
+
+/// A connector ready to ingest: its program, compiled mapping and rules.
+#[derive(Debug)]
+struct LoadedConnector {
+    program: Program,
+    connector: Connector,
+    mapping: Arc<dyn Mapping>,
+    rules: Arc<RuleSet>,
+    loaded_at: DateTime<Utc>,
+}
+
+/// The loyalty engine. Cheap to share: wrap it in an `Arc`.
+#[derive(Debug)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+    connectors: RwLock<HashMap<ConnectorId, Arc<LoadedConnector>>>,
+}
+
+fn raw_of(text: String, limit: usize) -> (Value, bool) {
+    if text.len() <= limit {
+        // The text came from serializing a parsed document: it parses back.
+        (
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            false,
+        )
+    } else {
+        let mut end = limit;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        (Value::String(text[..end].to_owned()), true)
+    }
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self::with_limits(store, clock, Limits::default())
+    }
+
+    pub fn with_limits(store: Arc<dyn Store>, clock: Arc<dyn Clock>, limits: Limits) -> Self {
+        Self {
+            store,
+            clock,
+            limits,
+            connectors: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    // ---- programs ---------------------------------------------------------------------------
+
+    /// Creates a program; returns it and its admin token (shown only now).
+    pub async fn create_program(&self, spec: ProgramSpec) -> Result<(Program, String)> {
+        spec.validate()?;
+        let token = generate_token("lpt_");
+        let program = Program {
+            id: ProgramId::generate(),
+            name: spec.name.trim().to_owned(),
+            default_identifier_kind: spec
+                .default_identifier_kind
+                .unwrap_or_else(|| DEFAULT_IDENTIFIER_KIND.into()),
+            enroll_unknown_members: spec.enroll_unknown_members.unwrap_or(true),
+            admin_token_hash: TokenHash::of(&token),
+            created_at: self.clock.now(),
+        };
+        self.store.insert_program(&program).await?;
+        Ok((program, token))
+    }
+
+    pub async fn list_programs(&self) -> Result<Vec<Program>> {
+        Ok(self.store.list_programs().await?)
+    }
+
+    pub async fn get_program(&self, id: &ProgramId) -> Result<Program> {
+        self.store
+            .get_program(id)
+            .await?
+            .ok_or(Error::NotFound { what: "program" })
+    }
+
+    /// Whether `token` is the program's admin token (constant-time). An unknown program is
+    /// simply `false`, so that a caller cannot tell which programs exist.
+    pub async fn verify_program_token(&self, id: &ProgramId, token: &str) -> Result<bool> {
+        Ok(self
+            .store
+            .get_program(id)
+            .await?
+            .is_some_and(|p| p.admin_token_hash.matches(token.as_bytes())))
+    }
+
+    // ---- connectors -------------------------------------------------------------------------
+
+    pub async fn create_connector(
+        &self,
+        program: &ProgramId,
+        spec: ConnectorSpec,
+    ) -> Result<ConnectorView> {
+        self.get_program(program).await?;
+        let max_event_age_days = spec.check()?;
+        JsonataMapping::compile(&spec.mapping).map_err(Error::InvalidMapping)?;
+        let (auth, generated) = spec.auth_for(None)?;
+        let now = self.clock.now();
+        let connector = Connector {
+            id: ConnectorId::generate(),
+            program_id: program.clone(),
+            name: spec.name.trim().to_owned(),
+            event_type: spec.event_type,
+            auth,
+            mapping: spec.mapping,
+            test_mode: spec.test_mode,
+            max_event_age_days,
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+            deleted: false,
+        };
+        self.store.put_connector(&connector).await?;
+        Ok(connector.view(&generated))
+    }
+
+    pub async fn get_connector(&self, program: &ProgramId, id: &ConnectorId) -> Result<Connector> {
+        match self.store.get_connector(id).await? {
+            Some(c) if c.program_id == *program && !c.deleted => Ok(c),
+            _ => Err(Error::NotFound { what: "connector" }),
+        }
+    }
+
+    pub async fn list_connectors(&self, program: &ProgramId) -> Result<Vec<Connector>> {
+        self.get_program(program).await?;
+        Ok(self.store.list_connectors(program).await?)
+    }
+
+    /// Replaces a connector. Left-out tokens and secrets keep their current values.
+    pub async fn replace_connector(
+        &self,
+        program: &ProgramId,
+        id: &ConnectorId,
+        spec: ConnectorSpec,
+    ) -> Result<ConnectorView> {
+        let current = self.get_connector(program, id).await?;
+        let max_event_age_days = spec.check()?;
+        JsonataMapping::compile(&spec.mapping).map_err(Error::InvalidMapping)?;
+        let (auth, generated) = spec.auth_for(Some(&current.auth))?;
+        if spec.event_type != current.event_type {
+            for rule in self.store.list_rules(program, Some(id)).await? {
+                rule.definition.check_fits(spec.event_type).map_err(|_| {
+                    Error::invalid(
+                        "/eventType",
+                        format!("rule {} reads purchase fields; change or delete it before changing the event type", rule.id),
+                    )
+                })?;
+            }
+        }
+        let connector = Connector {
+            name: spec.name.trim().to_owned(),
+            event_type: spec.event_type,
+            auth,
+            mapping: spec.mapping,
+            test_mode: spec.test_mode,
+            max_event_age_days,
+            revision: current.revision + 1,
+            updated_at: self.clock.now(),
+            ..current
+        };
+        self.store.put_connector(&connector).await?;
+        self.forget(id);
+        Ok(connector.view(&generated))
+    }
+
+    /// Deletes a connector and its rules. Its logged events stay in the log.
+    pub async fn delete_connector(&self, program: &ProgramId, id: &ConnectorId) -> Result<()> {
+        let current = self.get_connector(program, id).await?;
+        for rule in self.store.list_rules(program, Some(id)).await? {
+            self.store.delete_rule(program, &rule.id).await?;
+        }
+        let connector = Connector {
+            deleted: true,
+            updated_at: self.clock.now(),
+            revision: current.revision + 1,
+            ..current
+        };
+        self.store.put_connector(&connector).await?;
+        self.forget(id);
+        Ok(())
+    }
+
+    fn forget(&self, id: &ConnectorId) {
+        self.connectors
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    // ---- rules --------------------------------------------------------------------------------
+
+    async fn rule_from_spec(
+        &self,
+        program: &ProgramId,
+        spec: &RuleSpec,
+    ) -> Result<crate::rules::RuleDefinition> {
+        let definition = spec.compile()?;
+        let connector = self
+            .get_connector(program, &spec.connector_id)
+            .await
+            .map_err(|_| {
+                Error::invalid("/connectorId", "no connector with this id in this program")
+            })?;
+        definition.check_fits(connector.event_type)?;
+        Ok(definition)
+    }
+
+    pub async fn create_rule(&self, program: &ProgramId, spec: RuleSpec) -> Result<Rule> {
+        let definition = self.rule_from_spec(program, &spec).await?;
+        let now = self.clock.now();
+        let rule = Rule {
+            id: RuleId::generate(),
+            program_id: program.clone(),
+            connector_id: spec.connector_id,
+            name: spec.name.trim().to_owned(),
+            conditions: spec.conditions,
+            points: spec.points,
+            limits: spec.limits,
+            priority: spec.priority,
+            stop_other_rules: spec.stop_other_rules,
+            active_from: spec.active_from,
+            active_until: spec.active_until,
+            created_at: now,
+            updated_at: now,
+            definition,
+        };
+        self.store.put_rule(&rule).await?;
+        self.forget(&rule.connector_id);
+        Ok(rule)
+    }
+
+    pub async fn get_rule(&self, program: &ProgramId, id: &RuleId) -> Result<Rule> {
+        self.store
+            .get_rule(program, id)
+            .await?
+            .ok_or(Error::NotFound { what: "rule" })
+    }
+
+    pub async fn list_rules(
+        &self,
+        program: &ProgramId,
+        connector: Option<&ConnectorId>,
+    ) -> Result<Vec<Rule>> {
+        self.get_program(program).await?;
+        Ok(self.store.list_rules(program, connector).await?)
+    }
+
+    pub async fn replace_rule(
+        &self,
+        program: &ProgramId,
+        id: &RuleId,
+        spec: RuleSpec,
+    ) -> Result<Rule> {
+        let current = self.get_rule(program, id).await?;
+        let definition = self.rule_from_spec(program, &spec).await?;
+        let rule = Rule {
+            connector_id: spec.connector_id,
+            name: spec.name.trim().to_owned(),
+            conditions: spec.conditions,
+            points: spec.points,
+            limits: spec.limits,
+            priority: spec.priority,
+            stop_other_rules: spec.stop_other_rules,
+            active_from: spec.active_from,
+            active_until: spec.active_until,
+            updated_at: self.clock.now(),
+            definition,
+            ..current.clone()
+        };
+        self.store.put_rule(&rule).await?;
+        self.forget(&current.connector_id);
+        self.forget(&rule.connector_id);
+        Ok(rule)
+    }
+
+    pub async fn delete_rule(&self, program: &ProgramId, id: &RuleId) -> Result<()> {
+        let current = self.get_rule(program, id).await?;
+        self.store.delete_rule(program, id).await?;
+        self.forget(&current.connector_id);
+        Ok(())
+    }
+
+    // ---- ingestion ----------------------------------------------------------------------------
+
+    async fn load(&self, id: &ConnectorId) -> Result<Arc<LoadedConnector>> {
+        let now = self.clock.now();
+        if let Some(loaded) = self
+            .connectors
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            if now - loaded.loaded_at < self.limits.connector_cache_ttl {
+                return Ok(loaded.clone());
+            }
+        }
+        let connector = match self.store.get_connector(id).await? {
+            Some(c) if !c.deleted => c,
+            _ => return Err(Error::NotFound { what: "connector" }),
+        };
+        let program = self
+            .store
+            .get_program(&connector.program_id)
+            .await?
+            .ok_or(Error::NotFound { what: "connector" })?;
+        let rules = self
+            .store
+            .list_rules(&connector.program_id, Some(id))
+            .await?;
+        // Reuse the compiled mapping when the connector did not change.
+        let previous = self
+            .connectors
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        let mapping: Arc<dyn Mapping> = match previous {
+            Some(p) if p.connector.revision == connector.revision => p.mapping.clone(),
+            _ => Arc::new(
+                JsonataMapping::compile(&connector.mapping).map_err(Error::InvalidMapping)?,
+            ),
+        };
+        let loaded = Arc::new(LoadedConnector {
+            program,
+            connector,
+            mapping,
+            rules: Arc::new(RuleSet::new(rules)),
+            loaded_at: now,
+        });
+        self.connectors
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Authenticates and processes one request: one result per item, each committed
+    /// atomically, with accepted points on the balance before this returns.
+    pub async fn ingest(&self, request: IncomingRequest<'_>) -> Result<IngestResponse> {
+        let received_at = self.clock.now();
+        let loaded = self.load(&ConnectorId::new(request.connector_id)).await?;
+        if request.body.len() > self.limits.max_body_bytes {
+            return Err(Error::PayloadTooLarge {
+                limit: self.limits.max_body_bytes,
+            });
+        }
+        let parts = RequestParts {
+            query: request.query,
+            headers: request.headers,
+            body: request.body,
+        };
+        let authenticated = loaded
+            .connector
+            .auth
+            .verify(&parts, received_at)
+            .map_err(Error::Unauthorized)?;
+        let test = request.test || loaded.connector.test_mode;
+        let document = Document::parse(request.body).map_err(|e| Error::InvalidJson {
+            message: e.message,
+            line: e.line,
+            column: e.column,
+        })?;
+        let items = self.prepare(
+            &loaded,
+            loaded.mapping.as_ref(),
+            document,
+            &authenticated,
+            test,
+            received_at,
+        )?;
+        let batch = CommitBatch {
+            program_id: loaded.program.id.clone(),
+            connector_id: loaded.connector.id.clone(),
+            test,
+            enroll_unknown_members: loaded.program.enroll_unknown_members,
+            rules: loaded.rules.clone(),
+            received_at,
+            items,
+        };
+        let entries = self.store.commit(batch).await?;
+        Ok(IngestResponse::from_entries(entries))
+    }
+
+    /// The connector's authentication scheme and secret query parameter, for the HTTP layer's
+    /// metrics and log redaction, without authenticating anything.
+    pub async fn connector_auth_info(&self, id: &str) -> Option<(&'static str, Option<String>)> {
+        let loaded = self.load(&ConnectorId::new(id)).await.ok()?;
+        let auth = &loaded.connector.auth;
+        Some((auth.scheme(), auth.secret_query_param().map(str::to_owned)))
+    }
+
+    /// Steps 2 and 3 of DESIGN.md for every item: map, validate, normalise the identifier,
+    /// choose the idempotency key. Synchronous: the document never crosses an await.
+    fn prepare(
+        &self,
+        loaded: &LoadedConnector,
+        mapping: &dyn Mapping,
+        document: Document,
+        authenticated: &Authenticated,
+        test: bool,
+        received_at: DateTime<Utc>,
+    ) -> Result<Vec<PendingItem>> {
+        if let Some(len) = document.array_len() {
+            if len > self.limits.max_batch_items {
+                return Err(Error::BatchTooLarge {
+                    items: len,
+                    limit: self.limits.max_batch_items,
+                });
+            }
+        }
+        let (bulk, documents) = document.into_items();
+        let started = Instant::now();
+        let connector = &loaded.connector;
+        let mut items = Vec::with_capacity(documents.len());
+        for (index, item) in documents.into_iter().enumerate() {
+            let raw_text = item.to_json_string();
+            let derived_id = || {
+                let mut hasher = Sha256::new();
+                hasher.update(connector.id.as_str().as_bytes());
+                hasher.update(b"\n");
+                hasher.update(raw_text.as_bytes());
+                format!("sha256:{}", &hex::encode(hasher.finalize())[..40])
+            };
+            let derived = derived_id();
+            let (raw, raw_truncated) = raw_of(raw_text, self.limits.max_raw_bytes);
+            let mut entry = LogEntry {
+                id: EventId::generate(),
+                program_id: loaded.program.id.clone(),
+                connector_id: connector.id.clone(),
+                status: ItemStatus::Rejected,
+                reason: None,
+                error: None,
+                client_event_id: None,
+                original_event_id: None,
+                member_id: None,
+                test,
+                received_at,
+                occurred_at: None,
+                points: 0,
+                awards: Vec::new(),
+                raw,
+                raw_truncated,
+                mapped: None,
+                trace: None,
+                warnings: Vec::new(),
+                seq: 0,
+            };
+            if !item.is_object() {
+                entry.error = Some(ItemError::validation(
+                    if bulk {
+                        format!("/{index}")
+                    } else {
+                        String::new()
+                    },
+                    "an item must be a JSON object",
+                ));
+                items.push(PendingItem {
+                    entry,
+                    candidate: None,
+                });
+                continue;
+            }
+            if started.elapsed() > self.limits.max_request_mapping_time {
+                entry.error = Some(ItemError {
+                    code: "mapping_error".into(),
+                    message: "the request's mapping time budget was spent on earlier items".into(),
+                    path: None,
+                });
+                items.push(PendingItem {
+                    entry,
+                    candidate: None,
+                });
+                continue;
+            }
+            let mapped = match mapping.apply(&item, &self.limits.mapping) {
+                Ok(mapped) => mapped,
+                Err(e) => {
+                    entry.error = Some(ItemError {
+                        code: "mapping_error".into(),
+                        message: e.message,
+                        path: None,
+                    });
+                    items.push(PendingItem {
+                        entry,
+                        candidate: None,
+                    });
+                    continue;
+                }
+            };
+            entry.mapped = Some(mapped);
+            let event = match validate(
+                entry.mapped.as_ref().unwrap_or(&Value::Null),
+                connector.event_type,
+                received_at,
+                connector.max_event_age_days,
+            ) {
+                Ok(event) => event,
+                Err(error) => {
+                    entry.error = Some(error);
+                    items.push(PendingItem {
+                        entry,
+                        candidate: None,
+                    });
+                    continue;
+                }
+            };
+            entry.occurred_at = event.occurred_at;
+            entry.warnings = event.warnings.clone();
+            let client_event_id = event
+                .client_event_id
+                .clone()
+                .or_else(|| event.purchase.as_ref().map(|p| p.order_id.clone()))
+                .or_else(|| {
+                    authenticated.message_id.as_ref().map(|id| {
+                        if bulk {
+                            format!("{id}:{index}")
+                        } else {
+                            id.clone()
+                        }
+                    })
+                })
+                .unwrap_or(derived);
+            entry.client_event_id = Some(client_event_id.clone());
+            let identifier = match normalize(
+                event.profile.as_ref(),
+                &loaded.program.default_identifier_kind,
+            ) {
+                Ok(identifier) => identifier,
+                Err(reason) => {
+                    entry.status = ItemStatus::Ignored;
+                    entry.reason = Some(reason.as_str().into());
+                    items.push(PendingItem {
+                        entry,
+                        candidate: None,
+                    });
+                    continue;
+                }
+            };
+            let occurred_at = event.occurred_at.unwrap_or(received_at);
+            items.push(PendingItem {
+                entry,
+                candidate: Some(Candidate {
+                    identifier,
+                    client_event_id,
+                    event,
+                    occurred_at,
+                }),
+            });
+        }
+        Ok(items)
+    }
+
+    // ---- simulation ---------------------------------------------------------------------------
+
+    /// What would happen to `payload` (an object or an array of them), with the connector's
+    /// mapping or `mapping` instead. Reads, never writes.
+    pub async fn simulate(
+        &self,
+        program: &ProgramId,
+        connector_id: &ConnectorId,
+        payload: Value,
+        mapping: Option<&str>,
+        test: Option<bool>,
+    ) -> Result<SimulationResponse> {
+        self.get_connector(program, connector_id).await?;
+        let loaded = self.load(connector_id).await?;
+        let candidate_mapping: Option<JsonataMapping> = mapping
+            .map(JsonataMapping::compile)
+            .transpose()
+            .map_err(Error::InvalidMapping)?;
+        let mapping: &dyn Mapping = match &candidate_mapping {
+            Some(m) => m,
+            None => loaded.mapping.as_ref(),
+        };
+        let test = test.unwrap_or(loaded.connector.test_mode);
+        let received_at = self.clock.now();
+        let document = Document::from_json(payload);
+        let items = self.prepare(
+            &loaded,
+            mapping,
+            document,
+            &Authenticated::default(),
+            test,
+            received_at,
+        )?;
+
+        // Earlier items of the same payload count, as they would in a real delivery.
+        let mut members: HashMap<Identifier, (Option<MemberId>, Usage)> = HashMap::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut results = Vec::with_capacity(items.len());
+        for (index, PendingItem { entry, candidate }) in items.into_iter().enumerate() {
+            let mut result = SimulatedItem {
+                index,
+                status: entry.status,
+                reason: entry.reason,
+                error: entry.error,
+                client_event_id: entry.client_event_id,
+                original_event_id: None,
+                mapped: entry.mapped,
+                member: None,
+                points: 0,
+                awards: Vec::new(),
+                trace: Vec::new(),
+                warnings: entry.warnings,
+            };
+            let Some(candidate) = candidate else {
+                results.push(result);
+                continue;
+            };
+            if !members.contains_key(&candidate.identifier) {
+                let found = self
+                    .store
+                    .find_member(program, &candidate.identifier)
+                    .await?;
+                members.insert(
+                    candidate.identifier.clone(),
+                    (found.map(|m| m.id), Usage::new()),
+                );
+            }
+            let (member_id, overlay) = members
+                .get_mut(&candidate.identifier)
+                .expect("inserted above");
+            result.member = Some(SimulatedMember {
+                id: member_id.clone(),
+                kind: candidate.identifier.kind.clone(),
+                value: candidate.identifier.value.clone(),
+                would_enroll: member_id.is_none() && loaded.program.enroll_unknown_members,
+            });
+            if member_id.is_none() && !loaded.program.enroll_unknown_members {
+                result.status = ItemStatus::Ignored;
+                result.reason = Some(IgnoredReason::UnknownMember.as_str().into());
+                results.push(result);
+                continue;
+            }
+            let original = self
+                .store
+                .find_accepted(connector_id, &candidate.client_event_id, test)
+                .await?;
+            if original.is_some() || !seen.insert(candidate.client_event_id.clone()) {
+                result.status = ItemStatus::Duplicate;
+                result.original_event_id = original;
+                results.push(result);
+                continue;
+            }
+            let mut usage = match member_id {
+                Some(id) => {
+                    let keys = loaded.rules.usage_keys(candidate.occurred_at);
+                    self.store.usage(program, id, &keys).await?
+                }
+                None => Usage::new(),
+            };
+            apply_usage(
+                &mut usage,
+                &overlay
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect::<Vec<_>>(),
+            );
+            let evaluation = loaded
+                .rules
+                .evaluate(&candidate.event, candidate.occurred_at, &usage);
+            apply_usage(overlay, &evaluation.usage_increments);
+            result.status = ItemStatus::Accepted;
+            result.points = evaluation.points();
+            result.awards = evaluation.awards;
+            result.trace = evaluation.trace;
+            results.push(result);
+        }
+        Ok(SimulationResponse { results })
+    }
+
+    // ---- members, events, purge -------------------------------------------------------------
+
+    /// The member with this identifier (`kind` may be `default`).
+    pub async fn find_member(
+        &self,
+        program: &ProgramId,
+        kind: &str,
+        value: &str,
+    ) -> Result<Member> {
+        let p = self.get_program(program).await?;
+        let profile = serde_json::json!({"kind": kind, "value": value});
+        let identifier =
+            normalize(Some(&profile), &p.default_identifier_kind).map_err(|reason| {
+                Error::invalid(
+                    "value",
+                    format!("not a valid identifier ({})", reason.as_str()),
+                )
+            })?;
+        self.store
+            .find_member(program, &identifier)
+            .await?
+            .ok_or(Error::NotFound { what: "member" })
+    }
+
+    pub async fn get_member(&self, program: &ProgramId, id: &MemberId) -> Result<Member> {
+        self.store
+            .get_member(program, id)
+            .await?
+            .ok_or(Error::NotFound { what: "member" })
+    }
+
+    pub async fn member_activity(
+        &self,
+        program: &ProgramId,
+        id: &MemberId,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<ActivityItem>> {
+        self.get_member(program, id).await?;
+        let page = page_request(limit, cursor)?;
+        Ok(self.store.member_activity(program, id, page).await?)
+    }
+
+    pub async fn list_events(
+        &self,
+        program: &ProgramId,
+        filter: &EventFilter,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<LogEntry>> {
+        self.get_program(program).await?;
+        let page = page_request(limit, cursor)?;
+        Ok(self.store.list_events(program, filter, page).await?)
+    }
+
+    pub async fn get_event(&self, program: &ProgramId, id: &EventId) -> Result<LogEntry> {
+        self.store
+            .get_event(program, id)
+            .await?
+            .ok_or(Error::NotFound { what: "event" })
+    }
+
+    /// Deletes the connector's test data.
+    pub async fn purge_test_data(
+        &self,
+        program: &ProgramId,
+        connector: &ConnectorId,
+    ) -> Result<PurgeCounts> {
+        self.get_connector(program, connector).await?;
+        Ok(self.store.purge_test_data(program, connector).await?)
+    }
+}
+
+fn page_request(limit: Option<usize>, cursor: Option<&str>) -> Result<PageRequest> {
+    let limit = limit.unwrap_or(crate::ledger::DEFAULT_PAGE_SIZE);
+    if limit == 0 || limit > MAX_PAGE_SIZE {
+        return Err(Error::invalid(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    let before = cursor
+        .map(|c| {
+            decode_cursor(c)
+                .ok_or_else(|| Error::invalid("cursor", "not a cursor this API returned"))
+        })
+        .transpose()?;
+    Ok(PageRequest { limit, before })
+}

@@ -1,0 +1,254 @@
+//! The event log, the append-only ledger, a member's activity, and pagination.
+
+use crate::event::ItemError;
+use crate::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, RuleId};
+use crate::rules::{Award, TraceEntry};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What became of one item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    Accepted,
+    Duplicate,
+    Ignored,
+    Rejected,
+}
+
+impl ItemStatus {
+    pub const ALL: [ItemStatus; 4] = [
+        ItemStatus::Accepted,
+        ItemStatus::Duplicate,
+        ItemStatus::Ignored,
+        ItemStatus::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemStatus::Accepted => "accepted",
+            ItemStatus::Duplicate => "duplicate",
+            ItemStatus::Ignored => "ignored",
+            ItemStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// One item of the event log: every item received is logged, whatever its status.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    pub id: EventId,
+    #[serde(skip)]
+    pub program_id: ProgramId,
+    pub connector_id: ConnectorId,
+    pub status: ItemStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_event_id: Option<EventId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<MemberId>,
+    pub test: bool,
+    pub received_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub points: i64,
+    pub awards: Vec<Award>,
+    /// The item as received; past the size limit, its first bytes as a string.
+    pub raw: Value,
+    pub raw_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Vec<TraceEntry>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Position in the log, assigned by the store: the pagination key.
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+/// One ledger entry: points given to a member by one rule for one event. Never updated; only
+/// purge deletes, and only test entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEntry {
+    pub id: LedgerEntryId,
+    #[serde(skip)]
+    pub program_id: ProgramId,
+    pub member_id: MemberId,
+    pub event_id: EventId,
+    pub connector_id: ConnectorId,
+    pub rule_id: RuleId,
+    pub points: i64,
+    pub test: bool,
+    pub created_at: DateTime<Utc>,
+    /// When the event happened: the period its usage counts in.
+    pub occurred_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+/// What an item of a member's activity is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivityType {
+    Event,
+    Ledger,
+}
+
+/// One line of a member's activity: an event or a ledger entry.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityItem {
+    #[serde(rename = "type")]
+    pub kind: ActivityType,
+    pub at: DateTime<Utc>,
+    pub event_id: EventId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ItemStatus>,
+    pub points: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<RuleId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger_entry_id: Option<LedgerEntryId>,
+    pub test: bool,
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+impl ActivityItem {
+    pub fn of_event(entry: &LogEntry) -> Self {
+        Self {
+            kind: ActivityType::Event,
+            at: entry.received_at,
+            event_id: entry.id.clone(),
+            client_event_id: entry.client_event_id.clone(),
+            status: Some(entry.status),
+            points: entry.points,
+            rule_id: None,
+            ledger_entry_id: None,
+            test: entry.test,
+            seq: entry.seq,
+        }
+    }
+
+    pub fn of_ledger(entry: &LedgerEntry) -> Self {
+        Self {
+            kind: ActivityType::Ledger,
+            at: entry.created_at,
+            event_id: entry.event_id.clone(),
+            client_event_id: None,
+            status: None,
+            points: entry.points,
+            rule_id: Some(entry.rule_id.clone()),
+            ledger_entry_id: Some(entry.id.clone()),
+            test: entry.test,
+            seq: entry.seq,
+        }
+    }
+}
+
+/// Filters of the event log.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub connector_id: Option<ConnectorId>,
+    pub status: Option<ItemStatus>,
+    pub member_id: Option<MemberId>,
+    /// Received at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Received before.
+    pub until: Option<DateTime<Utc>>,
+    pub test: Option<bool>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, entry: &LogEntry) -> bool {
+        self.connector_id
+            .as_ref()
+            .is_none_or(|c| *c == entry.connector_id)
+            && self.status.is_none_or(|s| s == entry.status)
+            && self
+                .member_id
+                .as_ref()
+                .is_none_or(|m| Some(m) == entry.member_id.as_ref())
+            && self.since.is_none_or(|t| entry.received_at >= t)
+            && self.until.is_none_or(|t| entry.received_at < t)
+            && self.test.is_none_or(|t| t == entry.test)
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 500;
+
+/// A page request, newest first: items with a position below `before` (all if `None`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub before: Option<i64>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_PAGE_SIZE,
+            before: None,
+        }
+    }
+}
+
+/// One page, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` items fetched newest first: the extra one only
+    /// says that there is a next page.
+    pub fn from_fetched(mut items: Vec<T>, limit: usize, seq: impl Fn(&T) -> i64) -> Self {
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|last| encode_cursor(seq(last)))
+        } else {
+            None
+        };
+        Self { items, next_cursor }
+    }
+}
+
+pub fn encode_cursor(seq: i64) -> String {
+    format!("c{seq}")
+}
+
+pub fn decode_cursor(cursor: &str) -> Option<i64> {
+    cursor
+        .strip_prefix('c')?
+        .parse()
+        .ok()
+        .filter(|s: &i64| *s >= 0)
+}
+
+/// What a purge removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeCounts {
+    pub events: u64,
+    pub ledger_entries: u64,
+    pub members: u64,
+}

@@ -1,0 +1,427 @@
+//! Mapping: turning any JSON payload into the canonical event.
+//!
+//! The engine knows only the [`Mapping`] trait. [`JsonataMapping`] implements it with the
+//! `jsonata-core` crate (see ARCHITECTURE.md for why that crate and not `jsonata-rs`): the
+//! expression is parsed once, when a connector is saved or loaded, into an AST that is
+//! `Send + Sync` and shared; each item is evaluated by a fresh evaluator under limits of time,
+//! depth, sequence length and output size.
+
+use jsonata_core::evaluator::{Context, Evaluator, EvaluatorOptions};
+use jsonata_core::parser;
+use jsonata_core::value::JValue;
+use serde::Serialize;
+use std::fmt::{self, Debug};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest mapping expression accepted, in bytes.
+pub const MAX_MAPPING_SOURCE_BYTES: usize = 64 * 1024;
+
+/// A JSON document parsed once from the request body, in the mapping engine's own value type,
+/// so that no item goes through another JSON tree or back to text on its way into the mapping.
+/// It is not `Send`: parse, map and validate happen in one synchronous step.
+pub struct Document(JValue);
+
+impl Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Document(..)")
+    }
+}
+
+/// Why a body is not JSON, with the place of the fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonSyntaxError {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Document {
+    /// Parses JSON text. serde_json's recursion limit (128 levels) holds for any input, so a
+    /// deeply nested body is an error, not a stack overflow. Numbers beyond f64, invalid UTF-8
+    /// and lone surrogates are errors too.
+    pub fn parse(bytes: &[u8]) -> Result<Document, JsonSyntaxError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(JsonSyntaxError {
+                message: "the body is empty".into(),
+                line: 1,
+                column: 1,
+            });
+        }
+        serde_json::from_slice::<JValue>(bytes)
+            .map(Document)
+            .map_err(|e| JsonSyntaxError {
+                message: strip_position(&e.to_string()),
+                line: e.line(),
+                column: e.column(),
+            })
+    }
+
+    /// From a value already parsed by serde_json (an admin's simulation payload).
+    pub fn from_json(value: serde_json::Value) -> Document {
+        Document(JValue::from(value))
+    }
+
+    /// The elements of a top-level array, or the document itself.
+    pub fn into_items(self) -> (bool, Vec<Document>) {
+        match self.0 {
+            JValue::Array(items) => (true, items.iter().cloned().map(Document).collect()),
+            other => (false, vec![Document(other)]),
+        }
+    }
+
+    /// Number of elements if this is an array.
+    pub fn array_len(&self) -> Option<usize> {
+        match &self.0 {
+            JValue::Array(items) => Some(items.len()),
+            _ => None,
+        }
+    }
+
+    pub fn is_object(&self) -> bool {
+        matches!(self.0, JValue::Object(_))
+    }
+
+    /// The document as compact JSON text.
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "null".into())
+    }
+
+    /// The document as a serde_json value (for mappings that are not JSONata).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Limits on one evaluation.
+#[derive(Clone, Copy, Debug)]
+pub struct MappingLimits {
+    pub timeout: Duration,
+    pub max_depth: usize,
+    pub max_output_bytes: usize,
+    pub max_sequence_length: usize,
+}
+
+impl Default for MappingLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_millis(50),
+            max_depth: 1000,
+            max_output_bytes: 64 * 1024,
+            max_sequence_length: 100_000,
+        }
+    }
+}
+
+/// A mapping failed on one item. That item is rejected (`mapping_error`); the others go on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct MappingError {
+    /// The JSONata error code (`D1012`, `T2001`, ...) where there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jsonata_code: Option<String>,
+    pub message: String,
+}
+
+/// A mapping that does not compile, with where.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message} (at line {line}, column {column})")]
+pub struct CompileError {
+    pub message: String,
+    /// Character offset of the fault in the expression, from 0.
+    pub position: usize,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A compiled mapping: pure, shared by every request of its connector.
+pub trait Mapping: Send + Sync + Debug {
+    /// The expression as the admin wrote it.
+    fn source(&self) -> &str;
+
+    /// Maps one item. Returns JSON `null` when the expression yields nothing.
+    fn apply(
+        &self,
+        input: &Document,
+        limits: &MappingLimits,
+    ) -> Result<serde_json::Value, MappingError>;
+}
+
+/// A JSONata expression, compiled by `jsonata-core`.
+#[derive(Clone)]
+pub struct JsonataMapping {
+    source: Arc<str>,
+    ast: Arc<jsonata_core::ast::AstNode>,
+}
+
+impl Debug for JsonataMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonataMapping")
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl JsonataMapping {
+    pub fn compile(source: &str) -> Result<Self, CompileError> {
+        if source.len() > MAX_MAPPING_SOURCE_BYTES {
+            return Err(CompileError {
+                message: format!("the mapping is longer than {MAX_MAPPING_SOURCE_BYTES} bytes"),
+                position: 0,
+                line: 1,
+                column: 1,
+            });
+        }
+        if source.trim().is_empty() {
+            return Err(CompileError {
+                message: "the mapping is empty".into(),
+                position: 0,
+                line: 1,
+                column: 1,
+            });
+        }
+        // jsonata-core's parser allocates its own stack for nesting, but we still refuse
+        // absurd nesting before handing it the text.
+        let ast = parser::parse(source).map_err(|e| compile_error(source, &e.to_string()))?;
+        Ok(Self {
+            source: source.into(),
+            ast: Arc::new(ast),
+        })
+    }
+
+    /// Evaluates against a raw value, for the conformance suite and tests: `bindings` are
+    /// variables set before evaluation. The result is the JSON form of the value, `None` for
+    /// JSONata's `undefined`.
+    pub fn evaluate_with_bindings(
+        &self,
+        input: Option<&Document>,
+        bindings: &[(String, serde_json::Value)],
+        limits: &MappingLimits,
+    ) -> Result<Option<serde_json::Value>, MappingError> {
+        let mut context = Context::new();
+        for (name, value) in bindings {
+            context.bind(name.clone(), JValue::from(value.clone()));
+        }
+        let undefined = JValue::Undefined;
+        let input = input.map(|d| &d.0).unwrap_or(&undefined);
+        let result = self.run(context, input, limits)?;
+        if matches!(result, JValue::Undefined) {
+            return Ok(None);
+        }
+        bounded_json(&result, limits.max_output_bytes).map(Some)
+    }
+
+    fn run(
+        &self,
+        context: Context,
+        input: &JValue,
+        limits: &MappingLimits,
+    ) -> Result<JValue, MappingError> {
+        let options = EvaluatorOptions {
+            timeout_ms: Some(limits.timeout.as_millis().max(1) as u64),
+            cancel: None,
+            max_stack_depth: Some(limits.max_depth),
+            max_sequence_length: Some(limits.max_sequence_length),
+        };
+        Evaluator::with_options(context, options)
+            .evaluate(&self.ast, input)
+            .map_err(|e| {
+                let message = e.to_string();
+                MappingError {
+                    jsonata_code: jsonata_code(&message),
+                    message,
+                }
+            })
+    }
+}
+
+impl Mapping for JsonataMapping {
+    fn source(&self) -> &str {
+        &self.source
+    }
+
+    fn apply(
+        &self,
+        input: &Document,
+        limits: &MappingLimits,
+    ) -> Result<serde_json::Value, MappingError> {
+        let result = self.run(Context::new(), &input.0, limits)?;
+        if matches!(result, JValue::Undefined) {
+            return Ok(serde_json::Value::Null);
+        }
+        bounded_json(&result, limits.max_output_bytes)
+    }
+}
+
+/// Serializes a result into at most `limit` bytes, then reads it back as a serde_json value
+/// (whose depth limit of 128 also bounds the output's nesting).
+fn bounded_json(value: &JValue, limit: usize) -> Result<serde_json::Value, MappingError> {
+    struct Bounded {
+        bytes: Vec<u8>,
+        limit: usize,
+    }
+    impl Write for Bounded {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.bytes.len() + buf.len() > self.limit {
+                return Err(std::io::Error::other("output too large"));
+            }
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Bounded {
+        bytes: Vec::new(),
+        limit,
+    };
+    if serde_json::to_writer(&mut out, value).is_err() {
+        return Err(MappingError {
+            jsonata_code: None,
+            message: format!("the mapping's output is larger than {limit} bytes"),
+        });
+    }
+    serde_json::from_slice(&out.bytes).map_err(|e| MappingError {
+        jsonata_code: None,
+        message: format!(
+            "the mapping's output is not plain JSON: {}",
+            strip_position(&e.to_string())
+        ),
+    })
+}
+
+fn jsonata_code(message: &str) -> Option<String> {
+    // Messages start with or contain the JSONata code, e.g. "Evaluation error: D1012: ...".
+    message
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|word| {
+            word.len() == 5
+                && word.as_bytes()[0].is_ascii_uppercase()
+                && word[1..].bytes().all(|b| b.is_ascii_digit())
+        })
+        .map(str::to_owned)
+}
+
+/// jsonata-core's parse errors carry no position. The position of a syntax error is where the
+/// text stops being a valid prefix: every prefix before the fault fails only as "incomplete"
+/// (unexpected end, unterminated string or comment), every prefix that includes it fails with
+/// another error. That boundary is found by bisection over char boundaries.
+fn compile_error(source: &str, message: &str) -> CompileError {
+    let is_incomplete = |prefix: &str| match parser::parse(prefix) {
+        Ok(_) => true,
+        Err(e) => {
+            let text = e.to_string();
+            text.contains("S0207")
+                || text.contains("S0101")
+                || text.contains("S0105")
+                || text.contains("S0203")
+                || text.contains("Eof")
+                || text.contains("Unclosed comment")
+        }
+    };
+    let boundaries: Vec<usize> = source
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(source.len()))
+        .collect();
+    let position = if !is_incomplete(source) {
+        // Smallest prefix length that already shows the fault.
+        let (mut low, mut high) = (0usize, boundaries.len() - 1);
+        while low < high {
+            let middle = (low + high) / 2;
+            if is_incomplete(&source[..boundaries[middle]]) {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        // The fault is the last character of that prefix.
+        boundaries[low.saturating_sub(1)]
+    } else {
+        source.len()
+    };
+    let before = &source[..position];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    CompileError {
+        message: message.to_owned(),
+        position: before.chars().count(),
+        line,
+        column,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(source: &str, input: &str) -> Result<serde_json::Value, MappingError> {
+        let mapping = JsonataMapping::compile(source).unwrap();
+        mapping.apply(
+            &Document::parse(input.as_bytes()).unwrap(),
+            &MappingLimits::default(),
+        )
+    }
+
+    #[test]
+    fn maps_and_keeps_integers() {
+        let out = apply(
+            r#"{"n": a, "f": b, "s": $string(a)}"#,
+            r#"{"a": 42, "b": 1.5}"#,
+        )
+        .unwrap();
+        assert_eq!(out, serde_json::json!({"n": 42, "f": 1.5, "s": "42"}));
+    }
+
+    #[test]
+    fn undefined_result_is_null() {
+        assert_eq!(apply("missing", "{}").unwrap(), serde_json::Value::Null);
+    }
+
+    #[test]
+    fn compile_errors_say_where() {
+        let err = JsonataMapping::compile("{ \"a\": foo bar }").unwrap_err();
+        assert_eq!((err.line, err.column), (1, 12), "{err:?}");
+        let err = JsonataMapping::compile("{\n  \"a\": (1 +\n").unwrap_err();
+        assert_eq!(err.line, 3, "{err:?}");
+        assert!(err.message.contains("S0207"), "{err:?}");
+        assert!(JsonataMapping::compile("  ").is_err());
+    }
+
+    #[test]
+    fn runaway_recursion_and_time_are_errors() {
+        let err = apply("($f := function($n){ $f($n + 1) }; $f(0))", "{}").unwrap_err();
+        assert!(err.jsonata_code.is_some(), "{err:?}");
+        let err = apply("[1..100000000]", "{}").unwrap_err();
+        assert!(err.jsonata_code.is_some(), "{err:?}");
+    }
+
+    #[test]
+    fn output_size_is_bounded() {
+        let err = apply("$pad('', 100000, 'x')", "{}").unwrap_err();
+        assert!(err.message.contains("larger than"), "{err:?}");
+    }
+
+    #[test]
+    fn bad_json_is_located() {
+        let err = Document::parse(b"{\n \"a\": 1,,}").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(Document::parse(b"").is_err());
+        assert!(Document::parse(&[b'['; 100_000]).is_err());
+        assert!(Document::parse(b"1e400").is_err());
+        assert!(Document::parse(b"\"\\ud800\"").is_err());
+        assert!(Document::parse(b"{\"a\": \"\xff\"}").is_err());
+        assert!(Document::parse(b"{\"a\": NaN}").is_err());
+        assert!(Document::parse(b"{'a': 1}").is_err());
+        assert!(Document::parse(b"{} x").is_err());
+    }
+}

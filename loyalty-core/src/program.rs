@@ -1,0 +1,58 @@
+//! Programs: one loyalty program is one tenant. Nothing crosses programs.
+
+use crate::error::{Error, Result};
+use crate::ids::ProgramId;
+use crate::secret::TokenHash;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_IDENTIFIER_KIND: &str = "email";
+
+/// A program as an admin creates it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgramSpec {
+    pub name: String,
+    pub default_identifier_kind: Option<String>,
+    pub enroll_unknown_members: Option<bool>,
+}
+
+/// A stored program.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Program {
+    pub id: ProgramId,
+    pub name: String,
+    /// What `kind: "default"` in a mapped profile means.
+    pub default_identifier_kind: String,
+    /// Whether an unknown identifier enrols a new member (else the event is ignored).
+    pub enroll_unknown_members: bool,
+    /// The program's own admin token, only as a hash.
+    #[serde(skip)]
+    pub admin_token_hash: TokenHash,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ProgramSpec {
+    pub(crate) fn validate(&self) -> Result<()> {
+        check_name(&self.name, "/name")?;
+        if let Some(kind) = &self.default_identifier_kind {
+            crate::member::check_kind(kind)
+                .map_err(|m| Error::invalid("/defaultIdentifierKind", m))?;
+            if kind == "default" {
+                return Err(Error::invalid(
+                    "/defaultIdentifierKind",
+                    "\"default\" cannot name itself",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn check_name(name: &str, path: &str) -> Result<()> {
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        return Err(Error::invalid(path, "a name is 1 to 200 characters"));
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! The storage contract. Every store (memory, PostgreSQL) implements [`Store`] and passes the
+//! same conformance suite (`loyalty_core::testing`, feature `testing`).
+//!
+//! The engine does everything that needs no shared state (authentication, mapping, validation,
+//! identifier normalisation) before it calls [`Store::commit`]. A store then, for each item
+//! and atomically with respect to every other commit, from this process or another:
+//! 1. looks up the idempotency key `(connector, clientEventId, test)`: taken means `duplicate`;
+//! 2. finds or enrols the member (or ignores the item with `unknown_member`);
+//! 3. reads the member's usage for the keys the rules name, calls [`RuleSet::evaluate`] (pure),
+//!    and writes the log entry, the ledger entries, the usage and the balance.
+//!
+//! [`settle_accepted`] and friends hold the decisions, so that stores only store.
+
+use crate::connector::Connector;
+use crate::error::StoreError;
+use crate::event::CanonicalEvent;
+use crate::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, RuleId};
+use crate::ledger::{
+    ActivityItem, EventFilter, ItemStatus, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
+};
+use crate::member::{Identifier, IgnoredReason, Member};
+use crate::program::Program;
+use crate::rules::{Evaluation, Rule, RuleSet, Usage, UsageKey};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::fmt::Debug;
+use std::sync::Arc;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A batch of items from one request, committed together.
+#[derive(Clone, Debug)]
+pub struct CommitBatch {
+    pub program_id: ProgramId,
+    pub connector_id: ConnectorId,
+    pub test: bool,
+    pub enroll_unknown_members: bool,
+    pub rules: Arc<RuleSet>,
+    pub received_at: DateTime<Utc>,
+    pub items: Vec<PendingItem>,
+}
+
+/// One item on its way into the store: its log entry (already final if the item was rejected
+/// or ignored before reaching the store) and, if it may be accepted, what the store needs.
+#[derive(Clone, Debug)]
+pub struct PendingItem {
+    pub entry: LogEntry,
+    pub candidate: Option<Candidate>,
+}
+
+/// An item that passed validation and names a member.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub identifier: Identifier,
+    pub client_event_id: String,
+    pub event: CanonicalEvent,
+    /// When it happened (the received time if the event had no timestamp).
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// The storage behind the engine.
+#[async_trait]
+pub trait Store: Send + Sync + Debug {
+    async fn insert_program(&self, program: &Program) -> StoreResult<()>;
+    async fn get_program(&self, id: &ProgramId) -> StoreResult<Option<Program>>;
+    async fn list_programs(&self) -> StoreResult<Vec<Program>>;
+
+    /// Inserts or replaces (by id).
+    async fn put_connector(&self, connector: &Connector) -> StoreResult<()>;
+    /// Any connector by id, deleted ones included (the caller checks the program).
+    async fn get_connector(&self, id: &ConnectorId) -> StoreResult<Option<Connector>>;
+    /// The program's connectors that are not deleted, oldest first.
+    async fn list_connectors(&self, program: &ProgramId) -> StoreResult<Vec<Connector>>;
+
+    /// Inserts or replaces (by id).
+    async fn put_rule(&self, rule: &Rule) -> StoreResult<()>;
+    async fn get_rule(&self, program: &ProgramId, id: &RuleId) -> StoreResult<Option<Rule>>;
+    /// The program's rules, of one connector if given, oldest first.
+    async fn list_rules(
+        &self,
+        program: &ProgramId,
+        connector: Option<&ConnectorId>,
+    ) -> StoreResult<Vec<Rule>>;
+    async fn delete_rule(&self, program: &ProgramId, id: &RuleId) -> StoreResult<bool>;
+
+    async fn find_member(
+        &self,
+        program: &ProgramId,
+        identifier: &Identifier,
+    ) -> StoreResult<Option<Member>>;
+    async fn get_member(&self, program: &ProgramId, id: &MemberId) -> StoreResult<Option<Member>>;
+    /// The member's usage for these keys (missing keys are zero).
+    async fn usage(
+        &self,
+        program: &ProgramId,
+        member: &MemberId,
+        keys: &[UsageKey],
+    ) -> StoreResult<Usage>;
+    /// The accepted event holding an idempotency key, if any.
+    async fn find_accepted(
+        &self,
+        connector: &ConnectorId,
+        client_event_id: &str,
+        test: bool,
+    ) -> StoreResult<Option<EventId>>;
+
+    /// Commits a batch: each item atomically, as the module documentation says. Returns the
+    /// final log entries, in order.
+    async fn commit(&self, batch: CommitBatch) -> StoreResult<Vec<LogEntry>>;
+
+    async fn list_events(
+        &self,
+        program: &ProgramId,
+        filter: &EventFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<LogEntry>>;
+    async fn get_event(&self, program: &ProgramId, id: &EventId) -> StoreResult<Option<LogEntry>>;
+    async fn member_activity(
+        &self,
+        program: &ProgramId,
+        member: &MemberId,
+        page: PageRequest,
+    ) -> StoreResult<Page<ActivityItem>>;
+    async fn ledger_entries(
+        &self,
+        program: &ProgramId,
+        member: &MemberId,
+    ) -> StoreResult<Vec<LedgerEntry>>;
+
+    /// Deletes the connector's test events, their ledger entries and usage, and the test
+    /// members left with no events; balances become as if the test events never happened.
+    async fn purge_test_data(
+        &self,
+        program: &ProgramId,
+        connector: &ConnectorId,
+    ) -> StoreResult<PurgeCounts>;
+}
+
+/// Marks `entry` a duplicate of `original`.
+pub fn settle_duplicate(entry: &mut LogEntry, original: EventId, member: Option<MemberId>) {
+    entry.status = ItemStatus::Duplicate;
+    entry.original_event_id = Some(original);
+    entry.member_id = member;
+    entry.points = 0;
+    entry.awards.clear();
+}
+
+/// Marks `entry` ignored: the program does not enrol unknown members.
+pub fn settle_unknown_member(entry: &mut LogEntry) {
+    entry.status = ItemStatus::Ignored;
+    entry.reason = Some(IgnoredReason::UnknownMember.as_str().into());
+}
+
+/// Evaluates the rules for an accepted item and fills its entry; returns the evaluation
+/// (whose usage increments the store adds) and the ledger entries to append.
+pub fn settle_accepted(
+    entry: &mut LogEntry,
+    candidate: &Candidate,
+    member: &MemberId,
+    rules: &RuleSet,
+    usage: &Usage,
+) -> (Evaluation, Vec<LedgerEntry>) {
+    let evaluation = rules.evaluate(&candidate.event, candidate.occurred_at, usage);
+    entry.status = ItemStatus::Accepted;
+    entry.member_id = Some(member.clone());
+    entry.points = evaluation.points();
+    entry.awards = evaluation.awards.clone();
+    entry.trace = Some(evaluation.trace.clone());
+    let ledger = evaluation
+        .awards
+        .iter()
+        .map(|award| LedgerEntry {
+            id: LedgerEntryId::generate(),
+            program_id: entry.program_id.clone(),
+            member_id: member.clone(),
+            event_id: entry.id.clone(),
+            connector_id: entry.connector_id.clone(),
+            rule_id: award.rule_id.clone(),
+            points: award.points,
+            test: entry.test,
+            created_at: entry.received_at,
+            occurred_at: candidate.occurred_at,
+            seq: 0,
+        })
+        .collect();
+    (evaluation, ledger)
+}
+
+/// A member enrolled by an item.
+pub fn new_member(
+    program: &ProgramId,
+    identifier: &Identifier,
+    test: bool,
+    at: DateTime<Utc>,
+) -> Member {
+    Member {
+        id: MemberId::generate(),
+        program_id: program.clone(),
+        identifiers: vec![identifier.clone()],
+        balance: 0,
+        test,
+        created_at: at,
+    }
+}

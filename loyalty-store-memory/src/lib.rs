@@ -1,0 +1,494 @@
+//! The in-memory store of the loyalty engine.
+//!
+//! All state sits behind one mutex, and [`Store::commit`] holds it for a whole batch: every
+//! item is atomic and isolated by construction, which makes this store the reference the
+//! PostgreSQL store is checked against (both pass `loyalty_core::testing`). Nothing survives a
+//! restart.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use loyalty_core::connector::Connector;
+use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
+use loyalty_core::ledger::{
+    ActivityItem, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
+};
+use loyalty_core::member::{Identifier, Member};
+use loyalty_core::program::Program;
+use loyalty_core::rules::{apply_usage, Period, Rule, Usage, UsageCount, UsageKey};
+use loyalty_core::store::{
+    new_member, settle_accepted, settle_duplicate, settle_unknown_member, CommitBatch, Store,
+    StoreResult,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+/// The in-memory store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    programs: BTreeMap<ProgramId, Program>,
+    connectors: HashMap<ConnectorId, Connector>,
+    rules: HashMap<RuleId, Rule>,
+    members: HashMap<MemberId, Member>,
+    identifiers: HashMap<(ProgramId, Identifier), MemberId>,
+    usage: HashMap<(MemberId, UsageKey), UsageCount>,
+    /// The event log by position.
+    events: BTreeMap<i64, LogEntry>,
+    event_positions: HashMap<EventId, i64>,
+    ledger: BTreeMap<i64, LedgerEntry>,
+    /// A member's events and ledger entries, by position.
+    activity: HashMap<MemberId, BTreeSet<i64>>,
+    /// The idempotency keys: (connector, clientEventId, test) → the accepted event.
+    accepted: HashMap<(ConnectorId, String, bool), (EventId, Option<MemberId>)>,
+    next_position: i64,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-written item: every commit
+        // writes after all its decisions are made. So a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn position(&mut self) -> i64 {
+        self.next_position += 1;
+        self.next_position
+    }
+
+    fn member_usage(&self, member: &MemberId, keys: &[UsageKey]) -> Usage {
+        keys.iter()
+            .filter_map(|key| {
+                self.usage
+                    .get(&(member.clone(), key.clone()))
+                    .map(|count| (key.clone(), *count))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn insert_program(&self, program: &Program) -> StoreResult<()> {
+        self.lock()
+            .programs
+            .insert(program.id.clone(), program.clone());
+        Ok(())
+    }
+
+    async fn get_program(&self, id: &ProgramId) -> StoreResult<Option<Program>> {
+        Ok(self.lock().programs.get(id).cloned())
+    }
+
+    async fn list_programs(&self) -> StoreResult<Vec<Program>> {
+        let mut programs: Vec<Program> = self.lock().programs.values().cloned().collect();
+        programs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(programs)
+    }
+
+    async fn put_connector(&self, connector: &Connector) -> StoreResult<()> {
+        self.lock()
+            .connectors
+            .insert(connector.id.clone(), connector.clone());
+        Ok(())
+    }
+
+    async fn get_connector(&self, id: &ConnectorId) -> StoreResult<Option<Connector>> {
+        Ok(self.lock().connectors.get(id).cloned())
+    }
+
+    async fn list_connectors(&self, program: &ProgramId) -> StoreResult<Vec<Connector>> {
+        let mut connectors: Vec<Connector> = self
+            .lock()
+            .connectors
+            .values()
+            .filter(|c| c.program_id == *program && !c.deleted)
+            .cloned()
+            .collect();
+        connectors.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(connectors)
+    }
+
+    async fn put_rule(&self, rule: &Rule) -> StoreResult<()> {
+        self.lock().rules.insert(rule.id.clone(), rule.clone());
+        Ok(())
+    }
+
+    async fn get_rule(&self, program: &ProgramId, id: &RuleId) -> StoreResult<Option<Rule>> {
+        Ok(self
+            .lock()
+            .rules
+            .get(id)
+            .filter(|r| r.program_id == *program)
+            .cloned())
+    }
+
+    async fn list_rules(
+        &self,
+        program: &ProgramId,
+        connector: Option<&ConnectorId>,
+    ) -> StoreResult<Vec<Rule>> {
+        let mut rules: Vec<Rule> = self
+            .lock()
+            .rules
+            .values()
+            .filter(|r| r.program_id == *program && connector.is_none_or(|c| *c == r.connector_id))
+            .cloned()
+            .collect();
+        rules.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(rules)
+    }
+
+    async fn delete_rule(&self, program: &ProgramId, id: &RuleId) -> StoreResult<bool> {
+        let mut state = self.lock();
+        if state
+            .rules
+            .get(id)
+            .is_some_and(|r| r.program_id == *program)
+        {
+            state.rules.remove(id);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    async fn find_member(
+        &self,
+        program: &ProgramId,
+        identifier: &Identifier,
+    ) -> StoreResult<Option<Member>> {
+        let state = self.lock();
+        Ok(state
+            .identifiers
+            .get(&(program.clone(), identifier.clone()))
+            .and_then(|id| state.members.get(id))
+            .cloned())
+    }
+
+    async fn get_member(&self, program: &ProgramId, id: &MemberId) -> StoreResult<Option<Member>> {
+        Ok(self
+            .lock()
+            .members
+            .get(id)
+            .filter(|m| m.program_id == *program)
+            .cloned())
+    }
+
+    async fn usage(
+        &self,
+        program: &ProgramId,
+        member: &MemberId,
+        keys: &[UsageKey],
+    ) -> StoreResult<Usage> {
+        let state = self.lock();
+        if !state
+            .members
+            .get(member)
+            .is_some_and(|m| m.program_id == *program)
+        {
+            return Ok(Usage::new());
+        }
+        Ok(state.member_usage(member, keys))
+    }
+
+    async fn find_accepted(
+        &self,
+        connector: &ConnectorId,
+        client_event_id: &str,
+        test: bool,
+    ) -> StoreResult<Option<EventId>> {
+        Ok(self
+            .lock()
+            .accepted
+            .get(&(connector.clone(), client_event_id.to_owned(), test))
+            .map(|(id, _)| id.clone()))
+    }
+
+    async fn commit(&self, batch: CommitBatch) -> StoreResult<Vec<LogEntry>> {
+        let mut state = self.lock();
+        let mut entries = Vec::with_capacity(batch.items.len());
+        for item in batch.items {
+            let mut entry = item.entry;
+            let mut ledger = Vec::new();
+            if let Some(candidate) = &item.candidate {
+                let key = (
+                    batch.connector_id.clone(),
+                    candidate.client_event_id.clone(),
+                    batch.test,
+                );
+                let identity = (batch.program_id.clone(), candidate.identifier.clone());
+                if let Some((original, member)) = state.accepted.get(&key) {
+                    settle_duplicate(&mut entry, original.clone(), member.clone());
+                } else if !state.identifiers.contains_key(&identity)
+                    && !batch.enroll_unknown_members
+                {
+                    settle_unknown_member(&mut entry);
+                } else {
+                    let member_id = match state.identifiers.get(&identity) {
+                        Some(id) => id.clone(),
+                        None => {
+                            let member = new_member(
+                                &batch.program_id,
+                                &candidate.identifier,
+                                batch.test,
+                                batch.received_at,
+                            );
+                            let id = member.id.clone();
+                            state.identifiers.insert(identity, id.clone());
+                            state.members.insert(id.clone(), member);
+                            id
+                        }
+                    };
+                    let keys = batch.rules.usage_keys(candidate.occurred_at);
+                    let usage = state.member_usage(&member_id, &keys);
+                    let (evaluation, entries_to_append) =
+                        settle_accepted(&mut entry, candidate, &member_id, &batch.rules, &usage);
+                    for (key, add) in evaluation.usage_increments {
+                        let count = state.usage.entry((member_id.clone(), key)).or_default();
+                        count.count += add.count;
+                        count.points += add.points;
+                    }
+                    let member = state.members.get_mut(&member_id).expect("resolved above");
+                    member.balance += entry.points;
+                    if !batch.test {
+                        member.test = false;
+                    }
+                    state
+                        .accepted
+                        .insert(key, (entry.id.clone(), Some(member_id)));
+                    ledger = entries_to_append;
+                }
+            }
+            entry.seq = state.position();
+            if let Some(member) = &entry.member_id {
+                let position = entry.seq;
+                state
+                    .activity
+                    .entry(member.clone())
+                    .or_default()
+                    .insert(position);
+            }
+            for mut line in ledger {
+                line.seq = state.position();
+                let position = line.seq;
+                state
+                    .activity
+                    .entry(line.member_id.clone())
+                    .or_default()
+                    .insert(position);
+                state.ledger.insert(position, line);
+            }
+            state.event_positions.insert(entry.id.clone(), entry.seq);
+            state.events.insert(entry.seq, entry.clone());
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    async fn list_events(
+        &self,
+        program: &ProgramId,
+        filter: &EventFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<LogEntry>> {
+        let state = self.lock();
+        let upper = page.before.unwrap_or(i64::MAX);
+        let fetched: Vec<LogEntry> = state
+            .events
+            .range(..upper)
+            .rev()
+            .map(|(_, e)| e)
+            .filter(|e| e.program_id == *program && filter.matches(e))
+            .take(page.limit + 1)
+            .cloned()
+            .collect();
+        Ok(Page::from_fetched(fetched, page.limit, |e| e.seq))
+    }
+
+    async fn get_event(&self, program: &ProgramId, id: &EventId) -> StoreResult<Option<LogEntry>> {
+        let state = self.lock();
+        Ok(state
+            .event_positions
+            .get(id)
+            .and_then(|p| state.events.get(p))
+            .filter(|e| e.program_id == *program)
+            .cloned())
+    }
+
+    async fn member_activity(
+        &self,
+        program: &ProgramId,
+        member: &MemberId,
+        page: PageRequest,
+    ) -> StoreResult<Page<ActivityItem>> {
+        let state = self.lock();
+        if !state
+            .members
+            .get(member)
+            .is_some_and(|m| m.program_id == *program)
+        {
+            return Ok(Page::from_fetched(
+                Vec::new(),
+                page.limit,
+                |_: &ActivityItem| 0,
+            ));
+        }
+        let upper = page.before.unwrap_or(i64::MAX);
+        let fetched: Vec<ActivityItem> = state
+            .activity
+            .get(member)
+            .map(|positions| {
+                positions
+                    .range(..upper)
+                    .rev()
+                    .take(page.limit + 1)
+                    .filter_map(|p| {
+                        state
+                            .events
+                            .get(p)
+                            .map(ActivityItem::of_event)
+                            .or_else(|| state.ledger.get(p).map(ActivityItem::of_ledger))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Page::from_fetched(fetched, page.limit, |a| a.seq))
+    }
+
+    async fn ledger_entries(
+        &self,
+        program: &ProgramId,
+        member: &MemberId,
+    ) -> StoreResult<Vec<LedgerEntry>> {
+        Ok(self
+            .lock()
+            .ledger
+            .values()
+            .filter(|l| l.program_id == *program && l.member_id == *member)
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_test_data(
+        &self,
+        program: &ProgramId,
+        connector: &ConnectorId,
+    ) -> StoreResult<PurgeCounts> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let mut counts = PurgeCounts::default();
+        let doomed: Vec<i64> = state
+            .events
+            .iter()
+            .filter(|(_, e)| e.test && e.program_id == *program && e.connector_id == *connector)
+            .map(|(p, _)| *p)
+            .collect();
+        let doomed_ids: std::collections::HashSet<EventId> =
+            doomed.iter().map(|p| state.events[p].id.clone()).collect();
+        let doomed_ledger: Vec<i64> = state
+            .ledger
+            .iter()
+            .filter(|(_, l)| l.test && doomed_ids.contains(&l.event_id))
+            .map(|(p, _)| *p)
+            .collect();
+        let mut touched = BTreeSet::new();
+        for position in doomed_ledger {
+            let line = state.ledger.remove(&position).expect("listed above");
+            undo_usage(
+                &mut state.usage,
+                &line.member_id,
+                &line.rule_id,
+                line.occurred_at,
+                line.points,
+            );
+            if let Some(member) = state.members.get_mut(&line.member_id) {
+                member.balance -= line.points;
+            }
+            if let Some(activity) = state.activity.get_mut(&line.member_id) {
+                activity.remove(&position);
+            }
+            counts.ledger_entries += 1;
+        }
+        for position in doomed {
+            let entry = state.events.remove(&position).expect("listed above");
+            state.event_positions.remove(&entry.id);
+            if let Some(member) = &entry.member_id {
+                if let Some(activity) = state.activity.get_mut(member) {
+                    activity.remove(&position);
+                }
+                touched.insert(member.clone());
+            }
+            if let Some(client_event_id) = &entry.client_event_id {
+                let key = (connector.clone(), client_event_id.clone(), true);
+                if state
+                    .accepted
+                    .get(&key)
+                    .is_some_and(|(id, _)| *id == entry.id)
+                {
+                    state.accepted.remove(&key);
+                }
+            }
+            counts.events += 1;
+        }
+        for member_id in touched {
+            let orphan = state.members.get(&member_id).is_some_and(|m| m.test)
+                && state
+                    .activity
+                    .get(&member_id)
+                    .is_none_or(BTreeSet::is_empty);
+            if orphan {
+                let member = state.members.remove(&member_id).expect("checked above");
+                for identifier in member.identifiers {
+                    state
+                        .identifiers
+                        .remove(&(member.program_id.clone(), identifier));
+                }
+                state.usage.retain(|(m, _), _| *m != member_id);
+                state.activity.remove(&member_id);
+                counts.members += 1;
+            }
+        }
+        Ok(counts)
+    }
+}
+
+fn undo_usage(
+    usage: &mut HashMap<(MemberId, UsageKey), UsageCount>,
+    member: &MemberId,
+    rule: &RuleId,
+    at: DateTime<Utc>,
+    points: i64,
+) {
+    let mut scratch = Usage::new();
+    let increments: Vec<(UsageKey, UsageCount)> = Period::ALL
+        .iter()
+        .map(|p| {
+            (
+                UsageKey {
+                    rule_id: rule.clone(),
+                    period: p.key(at),
+                },
+                UsageCount {
+                    count: -1,
+                    points: -points,
+                },
+            )
+        })
+        .collect();
+    apply_usage(&mut scratch, &increments);
+    for (key, delta) in scratch {
+        let count = usage.entry((member.clone(), key)).or_default();
+        count.count += delta.count;
+        count.points += delta.points;
+    }
+}
