@@ -14,7 +14,7 @@ use crate::mapping::{Document, JsonataMapping, Mapping, MappingLimits};
 use crate::member::{normalize, Identifier, IgnoredReason, Member};
 use crate::program::{Program, ProgramSpec, DEFAULT_IDENTIFIER_KIND};
 use crate::rules::{apply_usage, Award, Rule, RuleSet, RuleSpec, TraceEntry, Usage};
-use crate::secret::{generate_token, TokenHash};
+use crate::secret::TokenHash;
 use crate::store::{Candidate, CommitBatch, PendingItem, Store};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -236,9 +236,10 @@ impl Engine {
     /// Creates a program; returns it and its admin token (shown only now).
     pub async fn create_program(&self, spec: ProgramSpec) -> Result<(Program, String)> {
         spec.validate()?;
-        let token = generate_token("lpt_");
+        let id = ProgramId::generate();
+        let token = crate::program::program_token(&id);
         let program = Program {
-            id: ProgramId::generate(),
+            id,
             name: spec.name.trim().to_owned(),
             default_identifier_kind: spec
                 .default_identifier_kind

@@ -56,3 +56,16 @@ pub(crate) fn check_name(name: &str, path: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// A new admin token for `program`: `lpt_<programId>.<random>`. The token names its program,
+/// so that a valid token used on another program is told apart (403) from a wrong one (401)
+/// without any lookup by token.
+pub fn program_token(program: &ProgramId) -> String {
+    format!("lpt_{program}.{}", crate::secret::generate_token(""))
+}
+
+/// The program an admin token names, if it has the shape of one.
+pub fn program_of_token(token: &str) -> Option<ProgramId> {
+    let (program, secret) = token.strip_prefix("lpt_")?.split_once('.')?;
+    (program.starts_with("prg_") && !secret.is_empty()).then(|| ProgramId::new(program))
+}

@@ -1,1 +1,88 @@
+//! The HTTP front end of the loyalty engine, with axum: the ingestion endpoint and the admin
+//! API of `API.md`, problem details for every error, structured request logs, Prometheus
+//! metrics and an OpenAPI document. Handlers are thin: each one authorises, calls one
+//! [`Engine`] operation and shapes its answer.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use std::sync::Arc;
+//! use loyalty_core::{clock::SystemClock, Engine};
+//! use loyalty_http::{serve, AppState, HttpConfig};
+//! use loyalty_store_memory::MemoryStore;
+//!
+//! let engine = Arc::new(Engine::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
+//! let state = AppState::new(engine, HttpConfig::new("root-token-of-at-least-16-chars"));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! serve(listener, state, std::future::pending()).await
+//! # }
+//! ```
 
+pub mod error;
+mod extract;
+pub mod metrics;
+pub mod openapi;
+mod request_log;
+mod routes;
+
+use axum::Router;
+use loyalty_core::secret::TokenHash;
+use loyalty_core::Engine;
+use std::future::Future;
+use std::sync::Arc;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+/// Settings of the HTTP layer. The engine's own limits (body, batch, mapping) live in
+/// [`loyalty_core::Limits`].
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// The root admin token, only as a hash.
+    pub root_token_hash: TokenHash,
+    /// Largest admin request body (simulation payloads included).
+    pub max_admin_body_bytes: usize,
+}
+
+impl HttpConfig {
+    pub fn new(root_token: &str) -> Self {
+        Self {
+            root_token_hash: TokenHash::of(root_token),
+            max_admin_body_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: Arc<HttpConfig>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, config: HttpConfig) -> Self {
+        Self {
+            engine,
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+}
+
+/// The whole API as one router.
+pub fn router(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight
+/// finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -191,10 +191,10 @@ impl Store for MemoryStore {
         keys: &[UsageKey],
     ) -> StoreResult<Usage> {
         let state = self.lock();
-        if !state
+        if state
             .members
             .get(member)
-            .is_some_and(|m| m.program_id == *program)
+            .is_none_or(|m| m.program_id != *program)
         {
             return Ok(Usage::new());
         }
@@ -332,10 +332,10 @@ impl Store for MemoryStore {
         page: PageRequest,
     ) -> StoreResult<Page<ActivityItem>> {
         let state = self.lock();
-        if !state
+        if state
             .members
             .get(member)
-            .is_some_and(|m| m.program_id == *program)
+            .is_none_or(|m| m.program_id != *program)
         {
             return Ok(Page::from_fetched(
                 Vec::new(),

@@ -1,0 +1,148 @@
+//! The one place where failures become HTTP: RFC 9457 problem details with a stable `code`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use loyalty_core::Error as CoreError;
+use serde_json::{json, Map, Value};
+
+/// A failure of an HTTP request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Engine(#[from] CoreError),
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("this token may not use this resource")]
+    Forbidden,
+    #[error("no route for this path")]
+    RouteNotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the body is not valid JSON: {message}")]
+    InvalidBody {
+        message: String,
+        line: usize,
+        column: usize,
+    },
+    #[error("{message}")]
+    InvalidField { path: String, message: String },
+    #[error("too many requests for this connector")]
+    TooManyRequests { retry_after_seconds: u64 },
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Engine(e) => match e {
+                CoreError::NotFound { .. } => StatusCode::NOT_FOUND,
+                CoreError::Invalid { .. } | CoreError::InvalidMapping(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                CoreError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+                CoreError::InvalidJson { .. } => StatusCode::BAD_REQUEST,
+                CoreError::BatchTooLarge { .. } | CoreError::PayloadTooLarge { .. } => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
+                CoreError::Store(e) if e.unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                CoreError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) | ApiError::InvalidBody { .. } => StatusCode::BAD_REQUEST,
+            ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Engine(e) => e.code(),
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden => "forbidden",
+            ApiError::RouteNotFound => "not_found",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::InvalidBody { .. } => "invalid_json",
+            ApiError::InvalidField { .. } => "validation_failed",
+            ApiError::TooManyRequests { .. } => "rate_limited",
+        }
+    }
+
+    /// The problem document. Store failures say nothing of their cause to the client (it is
+    /// logged instead).
+    pub fn problem(&self) -> Value {
+        let status = self.status();
+        let mut problem = Map::new();
+        problem.insert("type".into(), json!("about:blank"));
+        problem.insert(
+            "title".into(),
+            json!(status.canonical_reason().unwrap_or("Error")),
+        );
+        problem.insert("status".into(), json!(status.as_u16()));
+        problem.insert("code".into(), json!(self.code()));
+        let detail = match self {
+            ApiError::Engine(CoreError::Store(e)) if e.unavailable => {
+                "the store is unavailable; retry later".to_owned()
+            }
+            ApiError::Engine(CoreError::Store(_)) => {
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        problem.insert("detail".into(), json!(detail));
+        match self {
+            ApiError::Engine(CoreError::Invalid { path, .. })
+            | ApiError::InvalidField { path, .. } => {
+                problem.insert("path".into(), json!(path));
+            }
+            ApiError::Engine(CoreError::InvalidMapping(e)) => {
+                problem.insert("message".into(), json!(e.message));
+                problem.insert("position".into(), json!(e.position));
+                problem.insert("line".into(), json!(e.line));
+                problem.insert("column".into(), json!(e.column));
+            }
+            ApiError::Engine(CoreError::InvalidJson { line, column, .. })
+            | ApiError::InvalidBody { line, column, .. } => {
+                problem.insert("line".into(), json!(line));
+                problem.insert("column".into(), json!(column));
+            }
+            ApiError::Engine(CoreError::BatchTooLarge { items, limit }) => {
+                problem.insert("items".into(), json!(items));
+                problem.insert("limit".into(), json!(limit));
+            }
+            ApiError::Engine(CoreError::PayloadTooLarge { limit }) => {
+                problem.insert("limit".into(), json!(limit));
+            }
+            _ => {}
+        }
+        Value::Object(problem)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Engine(CoreError::Store(e)) = &self {
+            tracing::error!(error = %e, "store failure");
+        }
+        let status = self.status();
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let ApiError::TooManyRequests {
+            retry_after_seconds,
+        } = self
+        {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,165 @@
+//! Request plumbing shared by the handlers: admin authorisation, JSON bodies with located
+//! errors, query strings.
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+use axum::http::{header, HeaderMap};
+use loyalty_core::ids::ProgramId;
+use loyalty_core::program::program_of_token;
+use serde::de::DeserializeOwned;
+
+/// Who is calling an admin route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Root,
+    Program(ProgramId),
+}
+
+fn bearer(headers: &HeaderMap) -> ApiResult<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(ApiError::Unauthorized)?;
+    if values.next().is_some() {
+        return Err(ApiError::Unauthorized);
+    }
+    let value = value.to_str().map_err(|_| ApiError::Unauthorized)?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::Unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(token.trim())
+}
+
+/// Authenticates the caller: the root token, or a program's own token.
+pub async fn caller(state: &AppState, headers: &HeaderMap) -> ApiResult<Caller> {
+    let token = bearer(headers)?;
+    if state.config.root_token_hash.matches(token.as_bytes()) {
+        return Ok(Caller::Root);
+    }
+    let program = program_of_token(token).ok_or(ApiError::Unauthorized)?;
+    if state.engine.verify_program_token(&program, token).await? {
+        Ok(Caller::Program(program))
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Root only.
+pub async fn require_root(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+    match caller(state, headers).await? {
+        Caller::Root => Ok(()),
+        Caller::Program(_) => Err(ApiError::Forbidden),
+    }
+}
+
+/// The root token, or this program's own token; another program's token is 403.
+pub async fn require_program(
+    state: &AppState,
+    headers: &HeaderMap,
+    program: &ProgramId,
+) -> ApiResult<()> {
+    match caller(state, headers).await? {
+        Caller::Root => Ok(()),
+        Caller::Program(own) if own == *program => Ok(()),
+        Caller::Program(_) => Err(ApiError::Forbidden),
+    }
+}
+
+/// Parses a JSON body; a syntax error is 400 with line and column, a shape error is 422 with
+/// the JSON path of the field.
+pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidBody {
+            message: "the body is empty".into(),
+            line: 1,
+            column: 1,
+        });
+    }
+    let syntax: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidBody {
+            message: strip_position(&e.to_string()),
+            line: e.line(),
+            column: e.column(),
+        })?;
+    serde_path_to_error::deserialize(syntax).map_err(|e| {
+        let path = e.path().to_string();
+        let pointer = if path == "." {
+            String::new()
+        } else {
+            format!("/{}", path.replace(['.', '['], "/").replace(']', ""))
+        };
+        ApiError::InvalidField {
+            path: pointer,
+            message: strip_position(&e.into_inner().to_string()),
+        }
+    })
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The query string as (name, value) pairs, decoded.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// The single value of a query parameter; given twice is an error.
+pub fn query_value<'a>(pairs: &'a [(String, String)], name: &str) -> ApiResult<Option<&'a str>> {
+    let mut found = None;
+    for (key, value) in pairs {
+        if key == name {
+            if found.is_some() {
+                return Err(ApiError::InvalidField {
+                    path: name.into(),
+                    message: format!("the query parameter {name} is given more than once"),
+                });
+            }
+            found = Some(value.as_str());
+        }
+    }
+    Ok(found)
+}
+
+/// `true`/`false`/`1`/`0` for a query flag.
+pub fn query_flag(pairs: &[(String, String)], name: &str) -> ApiResult<Option<bool>> {
+    match query_value(pairs, name)? {
+        None => Ok(None),
+        Some("true" | "1" | "") => Ok(Some(true)),
+        Some("false" | "0") => Ok(Some(false)),
+        Some(other) => Err(ApiError::InvalidField {
+            path: name.into(),
+            message: format!("expected true or false, found {other:?}"),
+        }),
+    }
+}
+
+/// Reads a body of at most `limit` bytes. A declared `Content-Length` over the limit is refused
+/// before reading; a chunked body is cut off as soon as it passes the limit.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> ApiResult<axum::body::Bytes> {
+    let too_large = || ApiError::Engine(loyalty_core::Error::PayloadTooLarge { limit });
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        // to_bytes fails either on the limit or on a broken connection.
+        let text = e.to_string();
+        if text.contains("length limit") {
+            too_large()
+        } else {
+            ApiError::BadRequest(format!("the body could not be read: {text}"))
+        }
+    })
+}

@@ -1,0 +1,102 @@
+//! `POST /v1/incoming/{connectorId}`: the endpoint senders call.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{query_flag, query_pairs, read_body};
+use crate::request_log::IngestSummary;
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use loyalty_core::engine::IncomingRequest;
+use loyalty_core::ledger::ItemStatus;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/incoming/{connector_id}", post(ingest))
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    Path(connector_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut summary = IngestSummary {
+        connector: connector_id.clone(),
+        ..Default::default()
+    };
+    let outcome = handle(
+        &state,
+        &connector_id,
+        query.as_deref(),
+        &headers,
+        body,
+        &mut summary,
+    )
+    .await;
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(error) => {
+            if let ApiError::Engine(loyalty_core::Error::Unauthorized(failure)) = &error {
+                summary.auth_failure = Some(failure.kind());
+                state
+                    .metrics
+                    .record_auth_failure(&connector_id, failure.kind());
+            }
+            error.into_response()
+        }
+    };
+    response.extensions_mut().insert(summary);
+    response
+}
+
+async fn handle(
+    state: &AppState,
+    connector_id: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+    summary: &mut IngestSummary,
+) -> ApiResult<Response> {
+    // An unknown connector is 404 before anything is read.
+    if state
+        .engine
+        .connector_auth_info(connector_id)
+        .await
+        .is_none()
+    {
+        return Err(ApiError::Engine(loyalty_core::Error::NotFound {
+            what: "connector",
+        }));
+    }
+    let limit = state.engine.limits().max_body_bytes;
+    let bytes = read_body(headers, body, limit).await?;
+    let test = query_flag(&query_pairs(query), "test")?.unwrap_or(false);
+    let header_pairs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
+    let response = state
+        .engine
+        .ingest(IncomingRequest {
+            connector_id,
+            query: query.unwrap_or(""),
+            headers: &header_pairs,
+            body: &bytes,
+            test,
+        })
+        .await?;
+    summary.accepted = response.accepted;
+    summary.duplicates = response.duplicates;
+    summary.ignored = response.ignored;
+    summary.rejected = response.rejected;
+    let metrics = &state.metrics;
+    metrics.record_items(ItemStatus::Accepted.as_str(), response.accepted);
+    metrics.record_items(ItemStatus::Duplicate.as_str(), response.duplicates);
+    metrics.record_items(ItemStatus::Ignored.as_str(), response.ignored);
+    metrics.record_items(ItemStatus::Rejected.as_str(), response.rejected);
+    Ok(Json(response).into_response())
+}
