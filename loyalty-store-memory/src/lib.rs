@@ -144,7 +144,7 @@ impl Store for MemoryStore {
             .filter(|r| r.program_id == *program && connector.is_none_or(|c| *c == r.connector_id))
             .cloned()
             .collect();
-        rules.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        rules.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(rules)
     }
 
