@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -178,6 +179,30 @@ struct LoadedConnector {
     mapping: Arc<dyn Mapping>,
     rules: Arc<RuleSet>,
     loaded_at: DateTime<Utc>,
+    /// Recent mapping time per item, in microseconds.
+    mapping_micros: AtomicU64,
+}
+
+/// A request whose connector is found and whose authentication holds: ready for
+/// [`Engine::map_items`]. It owns what it needs, so it can move to another thread.
+#[derive(Debug)]
+pub struct AuthenticatedRequest {
+    loaded: Arc<LoadedConnector>,
+    auth: Authenticated,
+    test: bool,
+    received_at: DateTime<Utc>,
+}
+
+impl AuthenticatedRequest {
+    /// Whether this connector's mapping has lately taken long enough per item (over half a
+    /// millisecond) that a server should run it away from the threads that serve everyone.
+    pub fn mapping_is_slow(&self) -> bool {
+        self.loaded.mapping_micros.load(Ordering::Relaxed) > 500
+    }
+
+    pub fn connector_id(&self) -> &ConnectorId {
+        &self.loaded.connector.id
+    }
 }
 
 /// The loyalty engine. Cheap to share: wrap it in an `Arc`.
@@ -503,10 +528,15 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .cloned();
-        let mapping: Arc<dyn Mapping> = match previous {
-            Some(p) if p.connector.revision == connector.revision => p.mapping.clone(),
-            _ => Arc::new(
-                JsonataMapping::compile(&connector.mapping).map_err(Error::InvalidMapping)?,
+        let (mapping, mapping_micros): (Arc<dyn Mapping>, u64) = match previous {
+            Some(p) if p.connector.revision == connector.revision => {
+                (p.mapping.clone(), p.mapping_micros.load(Ordering::Relaxed))
+            }
+            _ => (
+                Arc::new(
+                    JsonataMapping::compile(&connector.mapping).map_err(Error::InvalidMapping)?,
+                ),
+                0,
             ),
         };
         let loaded = Arc::new(LoadedConnector {
@@ -515,6 +545,7 @@ impl Engine {
             mapping,
             rules: Arc::new(RuleSet::new(rules)),
             loaded_at: now,
+            mapping_micros: AtomicU64::new(mapping_micros),
         });
         self.connectors
             .write()
@@ -525,7 +556,21 @@ impl Engine {
 
     /// Authenticates and processes one request: one result per item, each committed
     /// atomically, with accepted points on the balance before this returns.
+    ///
+    /// This is [`Engine::authenticate`], [`Engine::map_items`] and [`Engine::commit`] in a
+    /// row; a server that wants the CPU-bound middle step off its async workers calls them
+    /// one by one.
     pub async fn ingest(&self, request: IncomingRequest<'_>) -> Result<IngestResponse> {
+        let authenticated = self.authenticate(&request).await?;
+        let batch = self.map_items(&authenticated, request.body)?;
+        self.commit(batch).await
+    }
+
+    /// Step 1: finds the connector and checks the request's authentication and size.
+    pub async fn authenticate(
+        &self,
+        request: &IncomingRequest<'_>,
+    ) -> Result<AuthenticatedRequest> {
         let received_at = self.clock.now();
         let loaded = self.load(&ConnectorId::new(request.connector_id)).await?;
         if request.body.len() > self.limits.max_body_bytes {
@@ -538,34 +583,59 @@ impl Engine {
             headers: request.headers,
             body: request.body,
         };
-        let authenticated = loaded
+        let auth = loaded
             .connector
             .auth
             .verify(&parts, received_at)
             .map_err(Error::Unauthorized)?;
-        let test = request.test || loaded.connector.test_mode;
-        let document = Document::parse(request.body).map_err(|e| Error::InvalidJson {
+        Ok(AuthenticatedRequest {
+            test: request.test || loaded.connector.test_mode,
+            loaded,
+            auth,
+            received_at,
+        })
+    }
+
+    /// Step 2 (synchronous, CPU-bound): parses the body and maps, validates and keys every
+    /// item. Time spent mapping is remembered per connector (see
+    /// [`AuthenticatedRequest::mapping_is_slow`]).
+    pub fn map_items(&self, request: &AuthenticatedRequest, body: &[u8]) -> Result<CommitBatch> {
+        let loaded = &request.loaded;
+        let document = Document::parse(body).map_err(|e| Error::InvalidJson {
             message: e.message,
             line: e.line,
             column: e.column,
         })?;
+        let started = Instant::now();
         let items = self.prepare(
-            &loaded,
+            loaded,
             loaded.mapping.as_ref(),
             document,
-            &authenticated,
-            test,
-            received_at,
+            &request.auth,
+            request.test,
+            request.received_at,
         )?;
-        let batch = CommitBatch {
+        if !items.is_empty() {
+            let per_item = started.elapsed().as_micros() as u64 / items.len() as u64;
+            // An exponential moving average, racy on purpose: it is a hint, not a count.
+            let previous = loaded.mapping_micros.load(Ordering::Relaxed);
+            loaded
+                .mapping_micros
+                .store((previous * 7 + per_item) / 8, Ordering::Relaxed);
+        }
+        Ok(CommitBatch {
             program_id: loaded.program.id.clone(),
             connector_id: loaded.connector.id.clone(),
-            test,
+            test: request.test,
             enroll_unknown_members: loaded.program.enroll_unknown_members,
             rules: loaded.rules.clone(),
-            received_at,
+            received_at: request.received_at,
             items,
-        };
+        })
+    }
+
+    /// Step 3: commits the batch; accepted points are on the balances when this returns.
+    pub async fn commit(&self, batch: CommitBatch) -> Result<IngestResponse> {
         let entries = self.store.commit(batch).await?;
         Ok(IngestResponse::from_entries(entries))
     }

@@ -231,15 +231,21 @@ impl JsonataMapping {
             max_stack_depth: Some(limits.max_depth),
             max_sequence_length: Some(limits.max_sequence_length),
         };
-        Evaluator::with_options(context, options)
-            .evaluate(&self.ast, input)
-            .map_err(|e| {
-                let message = e.to_string();
-                MappingError {
-                    jsonata_code: jsonata_code(&message),
-                    message,
-                }
-            })
+        let mut evaluator = Evaluator::with_options(context, options);
+        let max_chars = limits.max_output_bytes;
+        // $pad allocates its whole result in one built-in call, which the timeout (checked
+        // between steps) cannot interrupt: `$pad("", 1e9)` would take seconds and a gigabyte.
+        // Ours is the same function, refusing widths beyond the output limit.
+        evaluator
+            .register_fn_override("pad", move |args: &[JValue]| bounded_pad(args, max_chars))
+            .expect("$pad is not a compiled built-in");
+        evaluator.evaluate(&self.ast, input).map_err(|e| {
+            let message = e.to_string();
+            MappingError {
+                jsonata_code: jsonata_code(&message),
+                message,
+            }
+        })
     }
 }
 
@@ -259,6 +265,59 @@ impl Mapping for JsonataMapping {
         }
         bounded_json(&result, limits.max_output_bytes)
     }
+}
+
+/// jsonata-core's `$pad`, with a bound on the width.
+fn bounded_pad(
+    args: &[JValue],
+    max_chars: usize,
+) -> Result<JValue, jsonata_core::evaluator::EvaluatorError> {
+    use jsonata_core::evaluator::EvaluatorError;
+    if args.is_empty() || args.len() > 3 {
+        return Err(EvaluatorError::EvaluationError(
+            "pad() requires 2 or 3 arguments".into(),
+        ));
+    }
+    let string = match &args[0] {
+        JValue::String(s) => s.clone(),
+        JValue::Null => return Ok(JValue::Null),
+        JValue::Undefined => return Ok(JValue::Undefined),
+        _ => {
+            return Err(EvaluatorError::TypeError(
+                "T0410: Argument 1 of function $pad does not match function signature".into(),
+            ))
+        }
+    };
+    let width = match args.get(1) {
+        Some(JValue::Number(n)) => *n as i32,
+        Some(JValue::Undefined) | None => return Ok(JValue::String(string)),
+        _ => {
+            return Err(EvaluatorError::TypeError(
+                "T0410: Argument 2 of function $pad does not match function signature".into(),
+            ))
+        }
+    };
+    let pad: Vec<char> = match args.get(2) {
+        Some(JValue::String(s)) if !s.is_empty() => s.chars().collect(),
+        _ => vec![' '],
+    };
+    let wanted = width.unsigned_abs() as usize;
+    if wanted > max_chars {
+        return Err(EvaluatorError::EvaluationError(format!(
+            "D3001: $pad to {wanted} characters is over the mapping's output limit of {max_chars} bytes"
+        )));
+    }
+    let have = string.chars().count();
+    if have >= wanted {
+        return Ok(JValue::String(string));
+    }
+    let padding: String = (0..wanted - have).map(|i| pad[i % pad.len()]).collect();
+    let result = if width < 0 {
+        format!("{padding}{string}")
+    } else {
+        format!("{string}{padding}")
+    };
+    Ok(JValue::String(result.into()))
 }
 
 /// Serializes a result into at most `limit` bytes, then reads it back as a serde_json value
@@ -407,8 +466,12 @@ mod tests {
 
     #[test]
     fn output_size_is_bounded() {
-        let err = apply("$pad('', 100000, 'x')", "{}").unwrap_err();
+        let err = apply("$pad('', 60000, 'x') & $pad('', 60000, 'y')", "{}").unwrap_err();
         assert!(err.message.contains("larger than"), "{err:?}");
+        let err = apply("$pad('x', 1000000000)", "{}").unwrap_err();
+        assert!(err.message.contains("output limit"), "{err:?}");
+        assert_eq!(apply("$pad('ab', -5, '#')", "{}").unwrap(), "###ab");
+        assert_eq!(apply("$pad('ab', 4)", "{}").unwrap(), "ab  ");
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct HttpConfig {
     pub root_token_hash: TokenHash,
     /// Largest admin request body (simulation payloads included).
     pub max_admin_body_bytes: usize,
+    /// Requests a second each connector may send (with a burst of twice that), so that one
+    /// noisy sender cannot starve the others; `None` for no limit. Excess requests get 429
+    /// with `Retry-After`.
+    pub connector_rate_limit: Option<u32>,
 }
 
 impl HttpConfig {
@@ -48,6 +52,7 @@ impl HttpConfig {
         Self {
             root_token_hash: TokenHash::of(root_token),
             max_admin_body_bytes: 2 * 1024 * 1024,
+            connector_rate_limit: None,
         }
     }
 }
@@ -58,15 +63,43 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub config: Arc<HttpConfig>,
     pub metrics: Arc<Metrics>,
+    rate_limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, config: HttpConfig) -> Self {
+        let rate_limiter = config
+            .connector_rate_limit
+            .and_then(std::num::NonZeroU32::new)
+            .map(|per_second| {
+                let burst = per_second.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+                Arc::new(governor::RateLimiter::keyed(
+                    governor::Quota::per_second(per_second).allow_burst(burst),
+                ))
+            });
         Self {
             engine,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
+            rate_limiter,
         }
+    }
+}
+
+impl AppState {
+    /// Takes one request from the connector's allowance; Err(seconds to wait) when spent.
+    /// Keys are ids of existing connectors only, so the limiter's memory stays bounded.
+    pub(crate) fn check_rate(&self, connector: &str) -> Result<(), u64> {
+        let Some(limiter) = &self.rate_limiter else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&connector.to_owned())
+            .map_err(|not_until| {
+                use governor::clock::Clock;
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+            })
     }
 }
 

@@ -72,6 +72,11 @@ async fn handle(
             what: "connector",
         }));
     }
+    state
+        .check_rate(connector_id)
+        .map_err(|retry_after_seconds| ApiError::TooManyRequests {
+            retry_after_seconds,
+        })?;
     let limit = state.engine.limits().max_body_bytes;
     let bytes = read_body(headers, body, limit).await?;
     let test = query_flag(&query_pairs(query), "test")?.unwrap_or(false);
@@ -79,16 +84,29 @@ async fn handle(
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
         .collect();
-    let response = state
-        .engine
-        .ingest(IncomingRequest {
-            connector_id,
-            query: query.unwrap_or(""),
-            headers: &header_pairs,
-            body: &bytes,
-            test,
-        })
-        .await?;
+    let request = IncomingRequest {
+        connector_id,
+        query: query.unwrap_or(""),
+        headers: &header_pairs,
+        body: &bytes,
+        test,
+    };
+    let authenticated = state.engine.authenticate(&request).await?;
+    // Mapping is CPU-bound and, for a hostile expression, slow: big bodies, bulks and
+    // connectors whose mapping has lately been slow are mapped on the blocking pool, so that
+    // the async workers keep serving every other connector meanwhile.
+    let offload = bytes.len() > OFFLOAD_BODY_BYTES
+        || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+        || authenticated.mapping_is_slow();
+    let batch = if offload {
+        let engine = state.engine.clone();
+        tokio::task::spawn_blocking(move || engine.map_items(&authenticated, &bytes))
+            .await
+            .map_err(|_| ApiError::BadRequest("the request could not be mapped".into()))??
+    } else {
+        state.engine.map_items(&authenticated, &bytes)?
+    };
+    let response = state.engine.commit(batch).await?;
     summary.accepted = response.accepted;
     summary.duplicates = response.duplicates;
     summary.ignored = response.ignored;
@@ -100,3 +118,6 @@ async fn handle(
     metrics.record_items(ItemStatus::Rejected.as_str(), response.rejected);
     Ok(Json(response).into_response())
 }
+
+/// Bodies above this size are mapped on the blocking pool.
+const OFFLOAD_BODY_BYTES: usize = 64 * 1024;

@@ -49,13 +49,17 @@ impl TestServer {
     }
 
     pub async fn start_with(limits: Limits) -> Self {
+        Self::start_with_config(limits, HttpConfig::new(ROOT)).await
+    }
+
+    pub async fn start_with_config(limits: Limits, config: HttpConfig) -> Self {
         captured_logs();
         let engine = Arc::new(Engine::with_limits(
             Arc::new(MemoryStore::new()),
             Arc::new(SystemClock),
             limits,
         ));
-        let state = AppState::new(engine, HttpConfig::new(ROOT));
+        let state = AppState::new(engine, config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -2,6 +2,7 @@
 
 mod admin;
 mod harness;
+mod hostile;
 mod ingest;
 mod isolation;
 mod operability;
