@@ -7,3 +7,4 @@ mod hostile;
 mod ingest;
 mod isolation;
 mod operability;
+mod readme;
