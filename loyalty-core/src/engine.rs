@@ -214,6 +214,15 @@ pub struct Engine {
     connectors: RwLock<HashMap<ConnectorId, Arc<LoadedConnector>>>,
 }
 
+/// A `clientEventId` for an item that names none: a hash of the connector and the item's JSON.
+fn derived_client_event_id(connector: &ConnectorId, item_json: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(connector.as_str().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(item_json.as_bytes());
+    format!("sha256:{}", &hex::encode(hasher.finalize())[..40])
+}
+
 fn raw_of(text: String, limit: usize) -> (Value, bool) {
     if text.len() <= limit {
         // The text came from serializing a parsed document: it parses back.
@@ -673,14 +682,8 @@ impl Engine {
         let mut items = Vec::with_capacity(documents.len());
         for (index, item) in documents.into_iter().enumerate() {
             let raw_text = item.to_json_string();
-            let derived_id = || {
-                let mut hasher = Sha256::new();
-                hasher.update(connector.id.as_str().as_bytes());
-                hasher.update(b"\n");
-                hasher.update(raw_text.as_bytes());
-                format!("sha256:{}", &hex::encode(hasher.finalize())[..40])
-            };
-            let derived = derived_id();
+            // The fallback idempotency key: resending the same payload is a duplicate.
+            let derived = derived_client_event_id(&connector.id, &raw_text);
             let (raw, raw_truncated) = raw_of(raw_text, self.limits.max_raw_bytes);
             let mut entry = LogEntry {
                 id: EventId::generate(),
