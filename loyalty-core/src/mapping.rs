@@ -320,41 +320,41 @@ fn bounded_pad(
     Ok(JValue::String(result.into()))
 }
 
-/// Serializes a result into at most `limit` bytes, then reads it back as a serde_json value
-/// (whose depth limit of 128 also bounds the output's nesting).
+/// The result as a serde_json value, refused when its JSON text would pass `limit` bytes.
+/// The size is counted by serializing into a writer that keeps nothing and stops at the limit.
 fn bounded_json(value: &JValue, limit: usize) -> Result<serde_json::Value, MappingError> {
-    struct Bounded {
-        bytes: Vec<u8>,
+    struct Counter {
+        written: usize,
         limit: usize,
     }
-    impl Write for Bounded {
+    impl Write for Counter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if self.bytes.len() + buf.len() > self.limit {
+            self.written += buf.len();
+            if self.written > self.limit {
                 return Err(std::io::Error::other("output too large"));
             }
-            self.bytes.extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
-    let mut out = Bounded {
-        bytes: Vec::new(),
-        limit,
-    };
-    if serde_json::to_writer(&mut out, value).is_err() {
+    let mut counter = Counter { written: 0, limit };
+    if let Err(e) = serde_json::to_writer(&mut counter, value) {
+        let message = if counter.written > limit {
+            format!("the mapping's output is larger than {limit} bytes")
+        } else {
+            format!("the mapping's output is not plain JSON: {e}")
+        };
         return Err(MappingError {
             jsonata_code: None,
-            message: format!("the mapping's output is larger than {limit} bytes"),
+            message,
         });
     }
-    serde_json::from_slice(&out.bytes).map_err(|e| MappingError {
+    // `to_value` (not `Value::from(&JValue)`) keeps integers integers.
+    serde_json::to_value(value).map_err(|e| MappingError {
         jsonata_code: None,
-        message: format!(
-            "the mapping's output is not plain JSON: {}",
-            strip_position(&e.to_string())
-        ),
+        message: format!("the mapping's output is not plain JSON: {e}"),
     })
 }
 

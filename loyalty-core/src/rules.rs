@@ -217,14 +217,16 @@ impl Period {
 
     /// The key of the period holding `at`: `d2026-11-26`, `w2026-W48`, `m2026-11`, `y2026`, `lifetime`.
     pub fn key(self, at: DateTime<Utc>) -> String {
+        // Plain integer formatting: chrono's `format` parses its pattern on every call, and
+        // keys are built for every award.
         match self {
-            Period::Day => format!("d{}", at.format("%Y-%m-%d")),
+            Period::Day => format!("d{:04}-{:02}-{:02}", at.year(), at.month(), at.day()),
             Period::Week => {
                 let week = at.iso_week();
-                format!("w{}-W{:02}", week.year(), week.week())
+                format!("w{:04}-W{:02}", week.year(), week.week())
             }
-            Period::Month => format!("m{}", at.format("%Y-%m")),
-            Period::Year => format!("y{}", at.year()),
+            Period::Month => format!("m{:04}-{:02}", at.year(), at.month()),
+            Period::Year => format!("y{:04}", at.year()),
             Period::Lifetime => "lifetime".into(),
         }
     }
