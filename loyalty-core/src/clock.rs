@@ -1,6 +1,6 @@
 //! Time as a dependency, so that periods, event age and signature tolerance are testable.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use std::fmt::Debug;
 use std::sync::Mutex;
 
@@ -14,8 +14,10 @@ pub trait Clock: Send + Sync + Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Truncated to microseconds, the precision PostgreSQL keeps, so that every store
+    /// returns the same instants it was given.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        Utc::now().trunc_subsecs(6)
     }
 }
 

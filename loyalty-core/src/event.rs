@@ -132,13 +132,17 @@ pub fn validate(
     let client_event_id = match root.get("clientEventId") {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) if id.trim().is_empty() => None,
-        Some(Value::String(id)) if id.chars().count() <= MAX_CLIENT_EVENT_ID_CHARS => Some(id.trim().to_owned()),
+        Some(Value::String(id))
+            if id.chars().count() <= MAX_CLIENT_EVENT_ID_CHARS && !id.chars().any(char::is_control) =>
+        {
+            Some(id.trim().to_owned())
+        }
         Some(Value::Number(n)) if integer_digits(n).is_some() => integer_digits(n),
         Some(other) => {
             return Err(ItemError::validation(
                 "/clientEventId",
                 format!(
-                    "expected a string of at most {MAX_CLIENT_EVENT_ID_CHARS} characters or an integer, found {}",
+                    "expected a string of at most {MAX_CLIENT_EVENT_ID_CHARS} characters without control characters, or an integer, found {}",
                     describe(other)
                 ),
             ))
@@ -423,7 +427,9 @@ fn optional_text(
 fn parse_purchase(payload: &Map<String, Value>) -> Result<Purchase, ItemError> {
     let order_id = match payload.get("orderId") {
         Some(Value::String(id))
-            if !id.trim().is_empty() && id.chars().count() <= MAX_CLIENT_EVENT_ID_CHARS =>
+            if !id.trim().is_empty()
+                && id.chars().count() <= MAX_CLIENT_EVENT_ID_CHARS
+                && !id.chars().any(char::is_control) =>
         {
             id.trim().to_owned()
         }

@@ -90,7 +90,18 @@ impl Fixture {
         spec: ProgramSpec,
     ) -> Self {
         let clock = Arc::new(FixedClock::new(now()));
-        let engine = Arc::new(Engine::with_limits(store, clock.clone(), Limits::default()));
+        // Generous mapping time: the suite runs on busy CI machines, and a mapping timeout
+        // is not what it tests.
+        let defaults = Limits::default();
+        let engine_limits = Limits {
+            mapping: crate::mapping::MappingLimits {
+                timeout: std::time::Duration::from_secs(5),
+                ..defaults.mapping
+            },
+            max_request_mapping_time: std::time::Duration::from_secs(60),
+            ..defaults
+        };
+        let engine = Arc::new(Engine::with_limits(store, clock.clone(), engine_limits));
         let (program, _) = engine.create_program(spec).await.unwrap();
         let connector = engine
             .create_connector(&program.id, article_connector_spec())

@@ -1,0 +1,133 @@
+//! The example server: the whole API of API.md over HTTP.
+//!
+//! ```sh
+//! cargo run --release --example server -- --listen 127.0.0.1:8080 --admin-token T [--database-url URL]
+//! ```
+
+use anyhow::Context;
+use clap::Parser;
+use loyalty::core::clock::SystemClock;
+use loyalty::core::store::Store;
+use loyalty::core::{Engine, Limits};
+use loyalty::http::{serve, AppState, HttpConfig};
+use loyalty::store_memory::MemoryStore;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "server", about = "The loyalty engine's example HTTP server")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "LOYALTY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The root admin token. If absent, one is generated and printed once.
+    #[arg(long, env = "LOYALTY_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// PostgreSQL URL (migrations are applied at start-up). Without it, the in-memory store.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "LOYALTY_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Most items in one bulk request.
+    #[arg(long, env = "LOYALTY_MAX_BATCH_ITEMS", default_value_t = 1000)]
+    max_batch_items: usize,
+    /// Mapping time limit per item, in milliseconds.
+    #[arg(long, env = "LOYALTY_MAPPING_TIMEOUT_MS", default_value_t = 50)]
+    mapping_timeout_ms: u64,
+    /// Largest PostgreSQL pool.
+    #[arg(long, env = "LOYALTY_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    db_max_connections: u32,
+    /// Requests a second each connector may send (burst: twice that); 0 for no limit.
+    #[arg(long, env = "LOYALTY_CONNECTOR_RATE_LIMIT", default_value_t = 0)]
+    connector_rate_limit: u32,
+    /// Log lines as JSON (for log shippers) instead of text.
+    #[arg(long, env = "LOYALTY_LOG_JSON")]
+    log_json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if args.log_json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+
+    let admin_token = match args.admin_token.clone() {
+        Some(token) if token.len() >= 8 => token,
+        Some(_) => anyhow::bail!("--admin-token must be at least 8 characters long"),
+        None => {
+            let token = loyalty::core::secret::generate_token("lrt_");
+            // Printed once, to the terminal only: it is never logged.
+            println!("Generated root admin token (shown once): {token}");
+            token
+        }
+    };
+
+    let (store, store_name): (Arc<dyn Store>, &str) = match &args.database_url {
+        None => (Arc::new(MemoryStore::new()), "memory"),
+        Some(url) => {
+            let options = loyalty::store_postgres::PostgresOptions {
+                max_connections: args.db_max_connections,
+                ..Default::default()
+            };
+            let store = loyalty::store_postgres::PostgresStore::connect(url, options)
+                .await
+                .context("could not open the PostgreSQL store (is the server running and the URL right?)")?;
+            (Arc::new(store), "postgres")
+        }
+    };
+
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_batch_items: args.max_batch_items,
+        mapping: loyalty::core::mapping::MappingLimits {
+            timeout: Duration::from_millis(args.mapping_timeout_ms),
+            ..defaults.mapping
+        },
+        ..defaults
+    };
+    let engine = Arc::new(Engine::with_limits(store, Arc::new(SystemClock), limits));
+    let mut config = HttpConfig::new(&admin_token);
+    config.connector_rate_limit = Some(args.connector_rate_limit).filter(|n| *n > 0);
+    let state = AppState::new(engine, config);
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, store = store_name, "loyalty server listening on http://{address} with the {store_name} store");
+    serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("loyalty server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}

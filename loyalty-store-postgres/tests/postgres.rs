@@ -1,0 +1,457 @@
+//! What only the PostgreSQL store has to show: migrations, constraints of the schema, several
+//! store instances (processes) on one database, and isolation of a failing batch.
+
+mod common;
+
+use loyalty_core::clock::FixedClock;
+use loyalty_core::engine::{IncomingRequest, IngestResponse};
+use loyalty_core::ids::{ConnectorId, EventId, ProgramId};
+use loyalty_core::ledger::{EventFilter, ItemStatus};
+use loyalty_core::mapping::MappingLimits;
+use loyalty_core::program::ProgramSpec;
+use loyalty_core::rules::RuleSpec;
+use loyalty_core::store::Store;
+use loyalty_core::testing::{article, article_connector_spec, now};
+use loyalty_core::{Engine, Limits};
+use loyalty_store_postgres::{PostgresOptions, PostgresStore};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Engine limits with generous mapping budgets: these tests load a small machine, and a
+/// mapping timeout would reject items for reasons that have nothing to do with the store.
+fn patient_limits() -> Limits {
+    Limits {
+        mapping: MappingLimits {
+            timeout: Duration::from_secs(10),
+            ..MappingLimits::default()
+        },
+        max_request_mapping_time: Duration::from_secs(60),
+        ..Limits::default()
+    }
+}
+
+fn engine(store: &PostgresStore) -> Arc<Engine> {
+    Arc::new(Engine::with_limits(
+        Arc::new(store.clone()),
+        Arc::new(FixedClock::new(now())),
+        patient_limits(),
+    ))
+}
+
+/// A program with the seed connector and, if `limits` is given, the seed rule.
+async fn setup(engine: &Engine, limits: Option<Value>) -> (ProgramId, ConnectorId) {
+    let (program, _) = engine
+        .create_program(ProgramSpec {
+            name: "Readers".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let connector = engine
+        .create_connector(&program.id, article_connector_spec())
+        .await
+        .unwrap();
+    if let Some(limits) = limits {
+        let spec: RuleSpec = serde_json::from_value(json!({
+            "name": "Sport readers",
+            "connectorId": connector.id,
+            "conditions": {"all": [
+                {"tag": "theme", "op": "eq", "value": "sport"},
+                {"counter": "total", "op": "gte", "value": 5}
+            ]},
+            "points": {"fixed": 10},
+            "limits": limits,
+        }))
+        .unwrap();
+        engine.create_rule(&program.id, spec).await.unwrap();
+    }
+    (program.id, connector.id)
+}
+
+async fn send(
+    engine: &Engine,
+    connector: &ConnectorId,
+    body: &str,
+    test: bool,
+) -> Result<IngestResponse, loyalty_core::Error> {
+    engine
+        .ingest(IncomingRequest {
+            connector_id: connector.as_str(),
+            query: "token=s3cret-token",
+            headers: &[],
+            body: body.as_bytes(),
+            test,
+        })
+        .await
+}
+
+fn sqlstate(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(e) => e.code().map(|c| c.into_owned()).unwrap_or_default(),
+        other => panic!("expected a database error, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_apply_twice() {
+    let database = common::fresh_database().await;
+    let first = common::connect(database.clone()).await;
+    let second = common::connect(database).await;
+    let applied: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(second.pool())
+            .await
+            .unwrap();
+    assert!(!applied.is_empty());
+    assert!(applied.iter().all(|(_, success)| *success));
+    let versions: HashSet<i64> = applied.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions.len(), applied.len(), "each migration applied once");
+    // Both instances work on the one schema.
+    let (program, _) = engine(&first)
+        .create_program(ProgramSpec {
+            name: "Shared".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(second.get_program(&program.id).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_holds_the_invariants() {
+    let store = common::connect(common::fresh_database().await).await;
+    let engine = engine(&store);
+    let (program, connector) = setup(&engine, Some(json!([]))).await;
+    let response = send(
+        &engine,
+        &connector,
+        &article("a-1", "ann@example.com", "sport", 5).to_string(),
+        false,
+    )
+    .await
+    .unwrap();
+    let event = &response.results[0].event_id;
+    let member = response.results[0].member_id.clone().unwrap();
+    let pool = store.pool();
+
+    // A second accepted key for (connector, clientEventId, test), even naming a real event.
+    let second_key = sqlx::query(
+        "INSERT INTO accepted_keys (connector_id, client_event_id, test, program_id, event_id) \
+         VALUES ($1, 'a-1', false, $2, $3)",
+    )
+    .bind(connector.as_str())
+    .bind(program.as_str())
+    .bind(event.as_str())
+    .execute(pool)
+    .await
+    .unwrap_err();
+    assert_eq!(sqlstate(&second_key), "23505", "unique violation");
+    // The test namespace is another key.
+    sqlx::query(
+        "INSERT INTO accepted_keys (connector_id, client_event_id, test, program_id, event_id) \
+         VALUES ($1, 'a-1', true, $2, $3)",
+    )
+    .bind(connector.as_str())
+    .bind(program.as_str())
+    .bind(event.as_str())
+    .execute(pool)
+    .await
+    .unwrap();
+    // A key must name an event that exists.
+    let dangling = sqlx::query(
+        "INSERT INTO accepted_keys (connector_id, client_event_id, test, program_id, event_id) \
+         VALUES ($1, 'a-2', false, $2, 'evt_nope')",
+    )
+    .bind(connector.as_str())
+    .bind(program.as_str())
+    .execute(pool)
+    .await
+    .unwrap_err();
+    assert_eq!(sqlstate(&dangling), "23503", "foreign key violation");
+
+    let ledger = |points: i64, member: String| {
+        sqlx::query(
+            "INSERT INTO ledger_entries (program_id, member_id, seq, id, event_id, connector_id, \
+                 rule_id, points, test, created_at, occurred_at) \
+             VALUES ($1, $2, nextval('loyalty_seq'), 'led_x', $3, $4, 'rul_x', $5, false, \
+                 now(), now())",
+        )
+        .bind(program.as_str())
+        .bind(member)
+        .bind(event.as_str())
+        .bind(connector.as_str())
+        .bind(points)
+        .execute(pool)
+    };
+    let zero = ledger(0, member.to_string()).await.unwrap_err();
+    assert_eq!(sqlstate(&zero), "23514", "ledger points are positive");
+    let stranger = ledger(5, "mem_nobody".into()).await.unwrap_err();
+    assert_eq!(sqlstate(&stranger), "23503", "ledger entries name a member");
+
+    let negative = sqlx::query("UPDATE members SET balance = -1 WHERE program_id = $1")
+        .bind(program.as_str())
+        .execute(pool)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&negative), "23514", "balances are not negative");
+    let status = sqlx::query("UPDATE events SET status = 'lost' WHERE program_id = $1")
+        .bind(program.as_str())
+        .execute(pool)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&status), "23514", "statuses are checked");
+}
+
+/// Two store instances, as two processes would be, with their own pools and committers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_database_accept_once_and_respect_limits() {
+    let database = common::fresh_database().await;
+    let store_a = common::connect(database.clone()).await;
+    let store_b = common::connect(database).await;
+    let engine_a = engine(&store_a);
+    let (program, connector) = setup(&engine_a, Some(json!([{"count": 25, "per": "day"}]))).await;
+    // Built after the setup: an engine caches connectors, and this one must load them.
+    let engine_b = engine(&store_b);
+
+    let distinct = 240;
+    let mut handles = Vec::new();
+    for task in 0..8usize {
+        let engine = if task % 2 == 0 {
+            engine_a.clone()
+        } else {
+            engine_b.clone()
+        };
+        let connector = connector.clone();
+        handles.push(tokio::spawn(async move {
+            let mut ids: Vec<usize> = (0..distinct).collect();
+            ids.rotate_left(task * 53 % distinct);
+            if task % 4 >= 2 {
+                ids.reverse();
+            }
+            let mut results = Vec::new();
+            for chunk in ids.chunks(if task % 3 == 0 { 1 } else { 6 }) {
+                let items: Vec<Value> = chunk
+                    .iter()
+                    .map(|i| {
+                        let email = if i % 3 == 0 {
+                            "hot@example.com".to_owned()
+                        } else {
+                            format!("m{}@example.com", i % 20)
+                        };
+                        article(&format!("e-{i}"), &email, "sport", 5)
+                    })
+                    .collect();
+                let response = send(&engine, &connector, &Value::Array(items).to_string(), false)
+                    .await
+                    .unwrap();
+                results.extend(response.results);
+            }
+            results
+        }));
+    }
+    let mut accepted: HashMap<String, Vec<EventId>> = HashMap::new();
+    let mut duplicates: Vec<(String, EventId)> = Vec::new();
+    for handle in handles {
+        for result in handle.await.unwrap() {
+            let id = result.client_event_id.clone().unwrap();
+            match result.status {
+                ItemStatus::Accepted => accepted.entry(id).or_default().push(result.event_id),
+                ItemStatus::Duplicate => duplicates.push((id, result.original_event_id.unwrap())),
+                other => panic!("unexpected status {other:?}"),
+            }
+        }
+    }
+    assert_eq!(accepted.len(), distinct, "every event id accepted");
+    assert!(
+        accepted.values().all(|events| events.len() == 1),
+        "each event id accepted exactly once"
+    );
+    assert_eq!(duplicates.len(), distinct * 7);
+    for (id, original) in &duplicates {
+        assert_eq!(
+            &accepted[id][0], original,
+            "a duplicate names the accepted event"
+        );
+    }
+
+    let hot = engine_b
+        .find_member(&program, "email", "hot@example.com")
+        .await
+        .unwrap();
+    assert_eq!(hot.balance, 250, "25 awards a day, no more");
+    let ledger = store_b.ledger_entries(&program, &hot.id).await.unwrap();
+    assert_eq!(ledger.len(), 25);
+    for m in 0..20 {
+        let member = engine_a
+            .find_member(&program, "email", &format!("m{m}@example.com"))
+            .await
+            .unwrap();
+        let ledger = store_a.ledger_entries(&program, &member.id).await.unwrap();
+        assert_eq!(member.balance, ledger.iter().map(|l| l.points).sum::<i64>());
+        assert!(member.balance <= 250);
+    }
+    // One log entry per delivery, in both stores' view.
+    let log = store_a
+        .list_events(
+            &program,
+            &EventFilter::default(),
+            loyalty_core::ledger::PageRequest {
+                limit: 5000,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(log.items.len(), distinct * 8);
+}
+
+/// A batch the database refuses (here a clientEventId with a NUL character, which a text
+/// column cannot hold) fails alone, even when merged with others into one transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_batch_does_not_fail_the_others() {
+    let store = PostgresStore::connect_with(
+        common::fresh_database().await,
+        PostgresOptions {
+            committers: 1,
+            ..PostgresOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let engine = engine(&store);
+    let (program, connector) = setup(&engine, Some(json!([]))).await;
+    let mut handles = Vec::new();
+    for i in 0..24 {
+        let engine = engine.clone();
+        let connector = connector.clone();
+        handles.push(tokio::spawn(async move {
+            let id = if i == 11 {
+                "bad\u{0}id".to_owned()
+            } else {
+                format!("ok-{i}")
+            };
+            let body = article(&id, &format!("m{i}@example.com"), "sport", 5).to_string();
+            (i, send(&engine, &connector, &body, false).await)
+        }));
+    }
+    for handle in handles {
+        let (i, response) = handle.await.unwrap();
+        if i == 11 {
+            // Either the store refuses it, or (if the engine learns to) it is rejected.
+            if let Ok(response) = response {
+                assert_eq!(response.results[0].status, ItemStatus::Rejected);
+            }
+        } else {
+            let response = response.unwrap();
+            assert_eq!(response.results[0].status, ItemStatus::Accepted, "item {i}");
+        }
+    }
+    let log = engine
+        .list_events(&program, &EventFilter::default(), Some(100), None)
+        .await
+        .unwrap();
+    assert!(log.items.len() >= 23);
+}
+
+/// The raw item is kept as received, \u0000 included (which jsonb would refuse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_items_keep_nul_escapes() {
+    let store = common::connect(common::fresh_database().await).await;
+    let engine = engine(&store);
+    let (program, connector) = setup(&engine, Some(json!([]))).await;
+    let body = article("n-1", "ann@example.com", "spo\u{0}rt", 5).to_string();
+    let response = send(&engine, &connector, &body, false).await.unwrap();
+    assert_eq!(response.results[0].status, ItemStatus::Accepted);
+    let logged = engine
+        .get_event(&program, &response.results[0].event_id)
+        .await
+        .unwrap();
+    assert_eq!(logged.raw["article"]["theme"], "spo\u{0}rt");
+    assert!(logged.trace.is_some());
+}
+
+/// Purges racing test deliveries: every race is retried, and balances always equal the
+/// ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purges_racing_deliveries_keep_balances_consistent() {
+    let store = common::connect(common::fresh_database().await).await;
+    let engine = engine(&store);
+    let (program, connector) = setup(&engine, Some(json!([{"count": 3, "per": "day"}]))).await;
+    let mut handles = Vec::new();
+    for task in 0..4 {
+        let engine = engine.clone();
+        let connector = connector.clone();
+        handles.push(tokio::spawn(async move {
+            for round in 0..30 {
+                let items: Vec<Value> = (0..4)
+                    .map(|i| {
+                        article(
+                            &format!("t-{}", (task + round + i) % 10),
+                            &format!("m{}@example.com", (task + i) % 3),
+                            "sport",
+                            5,
+                        )
+                    })
+                    .collect();
+                let test = round % 4 != 0;
+                send(&engine, &connector, &Value::Array(items).to_string(), test)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    let purger = {
+        let engine = engine.clone();
+        let (program, connector) = (program.clone(), connector.clone());
+        tokio::spawn(async move {
+            for _ in 0..15 {
+                engine.purge_test_data(&program, &connector).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    purger.await.unwrap();
+    engine.purge_test_data(&program, &connector).await.unwrap();
+
+    let log = engine
+        .list_events(&program, &EventFilter::default(), Some(500), None)
+        .await
+        .unwrap();
+    assert!(log.items.iter().all(|e| !e.test), "every test event purged");
+    for m in 0..3 {
+        let Ok(member) = engine
+            .find_member(&program, "email", &format!("m{m}@example.com"))
+            .await
+        else {
+            continue;
+        };
+        let ledger = store.ledger_entries(&program, &member.id).await.unwrap();
+        assert!(ledger.iter().all(|l| !l.test));
+        assert_eq!(member.balance, ledger.iter().map(|l| l.points).sum::<i64>());
+        assert!(!member.test, "only members with live events are left");
+        assert!(ledger.len() <= 3, "the limit counts live awards only");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_output_hides_the_password() {
+    let options = common::fresh_database().await.password("hunter2-secret");
+    let store = common::connect(options).await;
+    let shown = format!("{store:?}");
+    assert!(shown.contains("PostgresStore"));
+    assert!(!shown.contains("hunter2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_url_is_refused_without_echoing_it() {
+    let error = PostgresStore::connect("postgres://user:pa55word@[::1", PostgresOptions::default())
+        .await
+        .unwrap_err();
+    assert!(!error.to_string().contains("pa55word"));
+    assert!(!error.is_unavailable());
+}
