@@ -8,9 +8,9 @@ use crate::event::{validate, ItemError};
 use crate::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
 use crate::ledger::{
     decode_cursor, ActivityItem, EventFilter, ItemStatus, LogEntry, Page, PageRequest, PurgeCounts,
-    MAX_PAGE_SIZE,
+    RawJson, MAX_PAGE_SIZE,
 };
-use crate::mapping::{Document, JsonataMapping, Mapping, MappingLimits};
+use crate::mapping::{Body, BodyError, BodyItem, Document, JsonataMapping, Mapping, MappingLimits};
 use crate::member::{normalize, Identifier, IgnoredReason, Member};
 use crate::program::{Program, ProgramSpec, DEFAULT_IDENTIFIER_KIND};
 use crate::rules::{apply_usage, Award, Rule, RuleSet, RuleSpec, TraceEntry, Usage};
@@ -223,19 +223,15 @@ fn derived_client_event_id(connector: &ConnectorId, item_json: &str) -> String {
     format!("sha256:{}", &hex::encode(hasher.finalize())[..40])
 }
 
-fn raw_of(text: String, limit: usize) -> (Value, bool) {
+fn raw_of(text: &str, limit: usize) -> (RawJson, bool) {
     if text.len() <= limit {
-        // The text came from serializing a parsed document: it parses back.
-        (
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            false,
-        )
+        (RawJson::from_json_text(text.to_owned()), false)
     } else {
         let mut end = limit;
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        (Value::String(text[..end].to_owned()), true)
+        (RawJson::string(&text[..end]), true)
     }
 }
 
@@ -610,16 +606,13 @@ impl Engine {
     /// [`AuthenticatedRequest::mapping_is_slow`]).
     pub fn map_items(&self, request: &AuthenticatedRequest, body: &[u8]) -> Result<CommitBatch> {
         let loaded = &request.loaded;
-        let document = Document::parse(body).map_err(|e| Error::InvalidJson {
-            message: e.message,
-            line: e.line,
-            column: e.column,
-        })?;
+        let body = Document::parse_body(body, self.limits.max_batch_items)
+            .map_err(|e| self.body_error(e))?;
         let started = Instant::now();
         let items = self.prepare(
             loaded,
             loaded.mapping.as_ref(),
-            document,
+            body,
             &request.auth,
             request.test,
             request.received_at,
@@ -643,6 +636,20 @@ impl Engine {
         })
     }
 
+    fn body_error(&self, error: BodyError) -> Error {
+        match error {
+            BodyError::Syntax(e) => Error::InvalidJson {
+                message: e.message,
+                line: e.line,
+                column: e.column,
+            },
+            BodyError::TooManyItems(items) => Error::BatchTooLarge {
+                items,
+                limit: self.limits.max_batch_items,
+            },
+        }
+    }
+
     /// Step 3: commits the batch; accepted points are on the balances when this returns.
     pub async fn commit(&self, batch: CommitBatch) -> Result<IngestResponse> {
         let entries = self.store.commit(batch).await?;
@@ -663,28 +670,24 @@ impl Engine {
         &self,
         loaded: &LoadedConnector,
         mapping: &dyn Mapping,
-        document: Document,
+        body: Body<'_>,
         authenticated: &Authenticated,
         test: bool,
         received_at: DateTime<Utc>,
     ) -> Result<Vec<PendingItem>> {
-        if let Some(len) = document.array_len() {
-            if len > self.limits.max_batch_items {
-                return Err(Error::BatchTooLarge {
-                    items: len,
-                    limit: self.limits.max_batch_items,
-                });
-            }
-        }
-        let (bulk, documents) = document.into_items();
+        let bulk = body.bulk;
         let started = Instant::now();
         let connector = &loaded.connector;
-        let mut items = Vec::with_capacity(documents.len());
-        for (index, item) in documents.into_iter().enumerate() {
-            let raw_text = item.to_json_string();
-            // The fallback idempotency key: resending the same payload is a duplicate.
-            let derived = derived_client_event_id(&connector.id, &raw_text);
-            let (raw, raw_truncated) = raw_of(raw_text, self.limits.max_raw_bytes);
+        let mut items = Vec::with_capacity(body.items.len());
+        for (
+            index,
+            BodyItem {
+                document: item,
+                raw: raw_text,
+            },
+        ) in body.items.into_iter().enumerate()
+        {
+            let (raw, raw_truncated) = raw_of(&raw_text, self.limits.max_raw_bytes);
             let mut entry = LogEntry {
                 id: EventId::generate(),
                 program_id: loaded.program.id.clone(),
@@ -749,9 +752,10 @@ impl Engine {
                     continue;
                 }
             };
-            entry.mapped = Some(mapped);
+            // Kept as text: the log stores and answers it, and text clones cheaply.
+            entry.mapped = Some(RawJson::from_json_text(mapped.to_string()));
             let event = match validate(
-                entry.mapped.as_ref().unwrap_or(&Value::Null),
+                &mapped,
                 connector.event_type,
                 received_at,
                 connector.max_event_age_days,
@@ -781,7 +785,10 @@ impl Engine {
                         }
                     })
                 })
-                .unwrap_or(derived);
+                .unwrap_or_else(|| {
+                    // The fallback key hashes the item's JSON as received.
+                    derived_client_event_id(&connector.id, &raw_text)
+                });
             entry.client_event_id = Some(client_event_id.clone());
             let identifier = match normalize(
                 event.profile.as_ref(),
@@ -836,11 +843,12 @@ impl Engine {
         };
         let test = test.unwrap_or(loaded.connector.test_mode);
         let received_at = self.clock.now();
-        let document = Document::from_json(payload);
+        let body = Document::items_of(payload, self.limits.max_batch_items)
+            .map_err(|e| self.body_error(e))?;
         let items = self.prepare(
             &loaded,
             mapping,
-            document,
+            body,
             &Authenticated::default(),
             test,
             received_at,
@@ -858,7 +866,7 @@ impl Engine {
                 error: entry.error,
                 client_event_id: entry.client_event_id,
                 original_event_id: None,
-                mapped: entry.mapped,
+                mapped: entry.mapped.map(|m| m.to_value()),
                 member: None,
                 points: 0,
                 awards: Vec::new(),

@@ -39,6 +39,54 @@ impl ItemStatus {
     }
 }
 
+/// JSON text kept as text: the raw item and the mapped event of a log entry are stored and
+/// answered as they are, never parsed into a tree again. The text is checked only when it is
+/// serialized into a response (rare), not when it is stored (every event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawJson(Box<str>);
+
+impl RawJson {
+    /// Wraps text that is one JSON value: it came out of a parser or a serializer.
+    pub fn from_json_text(text: impl Into<Box<str>>) -> Self {
+        Self(text.into())
+    }
+
+    /// A JSON string holding `text`.
+    pub fn string(text: &str) -> Self {
+        Self(
+            serde_json::to_string(text)
+                .unwrap_or_else(|_| "\"\"".into())
+                .into(),
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Parsed, for inspection (tests, tools).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match serde_json::value::RawValue::from_string(self.0.to_string()) {
+            Ok(raw) => raw.serialize(serializer),
+            // Not JSON after all (cannot happen for text the engine made): show it as a string.
+            Err(_) => serializer.serialize_str(&self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        Ok(Self(raw.get().into()))
+    }
+}
+
 /// One item of the event log: every item received is logged, whatever its status.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -65,10 +113,11 @@ pub struct LogEntry {
     pub points: i64,
     pub awards: Vec<Award>,
     /// The item as received; past the size limit, its first bytes as a string.
-    pub raw: Value,
+    pub raw: RawJson,
     pub raw_truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mapped: Option<Value>,
+    /// The mapping's output, as JSON text.
+    pub mapped: Option<RawJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<Vec<TraceEntry>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -37,10 +37,34 @@ pub struct JsonSyntaxError {
     pub column: usize,
 }
 
+/// A body split into items, each parsed for the mapping and kept as received for the log.
+#[derive(Debug)]
+pub struct Body<'a> {
+    /// The body was a JSON array (a bulk).
+    pub bulk: bool,
+    pub items: Vec<BodyItem<'a>>,
+}
+
+/// One item of a body.
+#[derive(Debug)]
+pub struct BodyItem<'a> {
+    pub document: Document,
+    /// The item's JSON text exactly as received.
+    pub raw: std::borrow::Cow<'a, str>,
+}
+
+/// Why a body was refused as a whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BodyError {
+    Syntax(JsonSyntaxError),
+    TooManyItems(usize),
+}
+
 impl Document {
-    /// Parses JSON text. serde_json's recursion limit (128 levels) holds for any input, so a
-    /// deeply nested body is an error, not a stack overflow. Numbers beyond f64, invalid UTF-8
-    /// and lone surrogates are errors too.
+    /// Parses JSON text with serde_json (not jsonata-core's simd-json path, which lets lone
+    /// surrogates through). serde_json's recursion limit (128 levels) holds for any input, so
+    /// a deeply nested body is an error, not a stack overflow. Numbers beyond f64, invalid
+    /// UTF-8 and lone surrogates are errors too.
     pub fn parse(bytes: &[u8]) -> Result<Document, JsonSyntaxError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(JsonSyntaxError {
@@ -58,25 +82,84 @@ impl Document {
             })
     }
 
-    /// From a value already parsed by serde_json (an admin's simulation payload).
+    /// Parses a request body: one object, or an array of items (at most `max_items`). Each
+    /// item's text is kept as received, so that the log shows what was sent and nothing is
+    /// serialized again.
+    pub fn parse_body(bytes: &[u8], max_items: usize) -> Result<Body<'_>, BodyError> {
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first == Some(&b'[') {
+            // A first pass only finds the items' spans (and checks the whole syntax and
+            // nesting); each item is then parsed on its own.
+            let spans: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(bytes) {
+                Ok(spans) => spans,
+                Err(_) => return Err(BodyError::Syntax(Self::syntax_error(bytes))),
+            };
+            if spans.len() > max_items {
+                return Err(BodyError::TooManyItems(spans.len()));
+            }
+            let mut items = Vec::with_capacity(spans.len());
+            for span in spans {
+                let document = match serde_json::from_str::<JValue>(span.get()) {
+                    Ok(document) => Document(document),
+                    Err(_) => return Err(BodyError::Syntax(Self::syntax_error(bytes))),
+                };
+                items.push(BodyItem {
+                    document,
+                    raw: std::borrow::Cow::Borrowed(span.get()),
+                });
+            }
+            return Ok(Body { bulk: true, items });
+        }
+        let document = Self::parse(bytes).map_err(BodyError::Syntax)?;
+        // It parsed, so it is UTF-8.
+        let raw = std::str::from_utf8(bytes).unwrap_or_default().trim();
+        Ok(Body {
+            bulk: false,
+            items: vec![BodyItem {
+                document,
+                raw: std::borrow::Cow::Borrowed(raw),
+            }],
+        })
+    }
+
+    /// The located error of a body that does not parse as one JSON value.
+    fn syntax_error(bytes: &[u8]) -> JsonSyntaxError {
+        match Self::parse(bytes) {
+            Err(e) => e,
+            Ok(_) => JsonSyntaxError {
+                message: "the body is not valid JSON".into(),
+                line: 1,
+                column: 1,
+            },
+        }
+    }
+
+    /// From a value already parsed by serde_json (an admin's simulation payload), split like
+    /// a body.
+    pub fn items_of(
+        value: serde_json::Value,
+        max_items: usize,
+    ) -> Result<Body<'static>, BodyError> {
+        let (bulk, values) = match value {
+            serde_json::Value::Array(values) => (true, values),
+            other => (false, vec![other]),
+        };
+        if values.len() > max_items {
+            return Err(BodyError::TooManyItems(values.len()));
+        }
+        let items = values
+            .into_iter()
+            .map(|value| BodyItem {
+                raw: std::borrow::Cow::Owned(value.to_string()),
+                document: Document(JValue::from(value)),
+            })
+            .collect();
+        Ok(Body { bulk, items })
+    }
+
+    /// From a value already parsed by serde_json.
     pub fn from_json(value: serde_json::Value) -> Document {
         Document(JValue::from(value))
-    }
-
-    /// The elements of a top-level array, or the document itself.
-    pub fn into_items(self) -> (bool, Vec<Document>) {
-        match self.0 {
-            JValue::Array(items) => (true, items.iter().cloned().map(Document).collect()),
-            other => (false, vec![Document(other)]),
-        }
-    }
-
-    /// Number of elements if this is an array.
-    pub fn array_len(&self) -> Option<usize> {
-        match &self.0 {
-            JValue::Array(items) => Some(items.len()),
-            _ => None,
-        }
     }
 
     pub fn is_object(&self) -> bool {

@@ -210,8 +210,11 @@ pub async fn accepts_and_awards_points(store: Arc<dyn Store>) {
     assert_eq!(logged.status, ItemStatus::Accepted);
     assert_eq!(logged.points, 10);
     assert_eq!(logged.member_id, result.member_id);
-    assert_eq!(logged.raw["eventId"], "a-1");
-    assert_eq!(logged.mapped.as_ref().unwrap()["clientEventId"], "a-1");
+    assert_eq!(logged.raw.to_value()["eventId"], "a-1");
+    assert_eq!(
+        logged.mapped.as_ref().unwrap().to_value()["clientEventId"],
+        "a-1"
+    );
     let trace = logged.trace.unwrap();
     assert_eq!(trace.len(), 1);
     assert!(trace[0].fired);

@@ -368,7 +368,7 @@ async fn raw_items_keep_nul_escapes() {
         .get_event(&program, &response.results[0].event_id)
         .await
         .unwrap();
-    assert_eq!(logged.raw["article"]["theme"], "spo\u{0}rt");
+    assert_eq!(logged.raw.to_value()["article"]["theme"], "spo\u{0}rt");
     assert!(logged.trace.is_some());
 }
 
