@@ -184,14 +184,19 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The body, as the ingestion path handles it after authentication.
-    if let Ok(document) = Document::parse(body) {
-        let len = document.array_len();
-        let (is_array, items) = document.into_items();
-        assert_eq!(is_array, len.is_some());
-        if let Some(len) = len {
-            assert_eq!(items.len(), len);
+    if let Ok(parsed) = Document::parse_body(body, 1000) {
+        let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+        assert_eq!(parsed.bulk, is_array);
+        for item in &parsed.items {
+            // The raw text kept for the log is the item's own JSON.
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&item.raw).is_ok(),
+                "the raw text of an item is not JSON: {:?}",
+                item.raw
+            );
         }
-        for item in &items {
+        let items: Vec<_> = parsed.items.iter().map(|item| &item.document).collect();
+        for item in items {
             let text = item.to_json_string();
             // What we print must be JSON that parses back.
             assert!(
