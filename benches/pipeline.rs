@@ -30,6 +30,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+// The allocator of the example server, so that these numbers are the server's engine.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PAYLOAD: &str = include_str!("payload.json");
 /// Distinct members the events cycle through.
 const MEMBERS: u64 = 1000;

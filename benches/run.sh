@@ -150,7 +150,7 @@ start_server() { # port, extra flags...
   local port=$1
   shift
   port_free "$port" || { echo "port $port is in use; set PORT_BASE" >&2; exit 1; }
-  RUST_LOG=${SERVER_LOG:-info} "$EXAMPLES/server" --listen "127.0.0.1:$port" --admin-token "$ADMIN_TOKEN" "$@" \
+  RUST_LOG="${SERVER_LOG:-info}" "$EXAMPLES/server" --listen "127.0.0.1:$port" --admin-token "$ADMIN_TOKEN" "$@" \
     >>"$OUT/logs/server-$port.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
@@ -278,12 +278,12 @@ for (const [key, c] of Object.entries(crit)) {
 }
 lines.push(`| reference: jsonata ${ref.version} (node ${ref.node}), parse + evaluate + stringify | ${ref.mean_us} µs | ${k(ref.evaluations_per_sec)} (${k(ref.evaluations_per_cpu_sec)} per CPU-s) |`);
 lines.push('', '### HTTP (loadgen on the same 2 cores)', '',
-  '| run | events/s | requests/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU µs/event | server cores | loadgen cores | load avg | server RSS start→end MiB |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|');
+  '| run | events/s | requests/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU µs/event | server cores | loadgen cores | load avg | server RSS start→end MiB | RSS growth KiB/event |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 const mib = (kb) => (kb == null ? '?' : (kb / 1024).toFixed(0));
 for (const r of Object.values(runs)) {
   const f1 = (x) => (x == null ? '?' : x.toFixed(1)), f2 = (x) => (x == null ? '?' : x.toFixed(2));
-  lines.push(`| ${r.label} | ${k(r.events_per_sec)} | ${k(r.requests_per_sec)} | ${r.p50_ms} | ${r.p99_ms} | ${r.p999_ms} | ${r.errors} | ${f1(r.server_cpu_us_per_event)} | ${f2(r.server_cpu_cores)} | ${f2(r.loadgen_cpu_cores)} | ${f2(r.loadavg_1m)} | ${mib(r.server_rss_kb_start)}→${mib(r.server_rss_kb_end)} |`);
+  lines.push(`| ${r.label} | ${k(r.events_per_sec)} | ${k(r.requests_per_sec)} | ${r.p50_ms} | ${r.p99_ms} | ${r.p999_ms} | ${r.errors} | ${f1(r.server_cpu_us_per_event)} | ${f2(r.server_cpu_cores)} | ${f2(r.loadgen_cpu_cores)} | ${f2(r.loadavg_1m)} | ${mib(r.server_rss_kb_start)}→${mib(r.server_rss_kb_end)} | ${r.server_rss_kb_end != null && r.events ? ((r.server_rss_kb_end - r.server_rss_kb_start) / r.events).toFixed(2) : '?'} |`);
 }
 const eng = crit.engine_single && crit.engine_single.per_sec;
 const refRate = ref.evaluations_per_sec;

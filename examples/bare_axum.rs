@@ -16,6 +16,10 @@ use axum::routing::post;
 use axum::Router;
 use clap::Parser;
 
+// The example server's allocator: the two servers differ only in what they do with a request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "bare_axum",

@@ -33,6 +33,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+// A light client leaves more of the shared cores to the server.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PAYLOAD: &str = include_str!("../benches/payload.json");
 const EVENT_ID_DIGITS: usize = 20;
 const MEMBER_DIGITS: usize = 6;

@@ -41,13 +41,14 @@ impl ItemStatus {
 
 /// JSON text kept as text: the raw item and the mapped event of a log entry are stored and
 /// answered as they are, never parsed into a tree again. The text is checked only when it is
-/// serialized into a response (rare), not when it is stored (every event).
+/// serialized into a response (rare), not when it is stored (every event). Shared, so that
+/// a store can keep a log entry and hand a copy back without copying the payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RawJson(Box<str>);
+pub struct RawJson(std::sync::Arc<str>);
 
 impl RawJson {
     /// Wraps text that is one JSON value: it came out of a parser or a serializer.
-    pub fn from_json_text(text: impl Into<Box<str>>) -> Self {
+    pub fn from_json_text(text: impl Into<std::sync::Arc<str>>) -> Self {
         Self(text.into())
     }
 
