@@ -64,6 +64,29 @@ pub async fn require_program(
     }
 }
 
+/// Authorises a program route (root token or this program's own): the program's id.
+pub async fn program_access(
+    state: &AppState,
+    headers: &HeaderMap,
+    program: String,
+) -> ApiResult<ProgramId> {
+    let program = ProgramId::new(program);
+    require_program(state, headers, &program).await?;
+    Ok(program)
+}
+
+/// Authorises a program route, then reads its JSON body (admin body limit).
+pub async fn program_access_with_body<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    program: String,
+    body: axum::body::Body,
+) -> ApiResult<(ProgramId, T)> {
+    let program = program_access(state, headers, program).await?;
+    let bytes = read_body(headers, body, state.config.max_admin_body_bytes).await?;
+    Ok((program, json_body(&bytes)?))
+}
+
 /// Parses a JSON body; a syntax error is 400 with line and column, a shape error is 422 with
 /// the JSON path of the field.
 pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {

@@ -1,7 +1,7 @@
 //! `/v1/programs/{pid}/connectors`: CRUD, simulation, purge.
 
 use crate::error::ApiResult;
-use crate::extract::{json_body, read_body, require_program};
+use crate::extract::{program_access, program_access_with_body};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use loyalty_core::auth::GeneratedCredentials;
 use loyalty_core::connector::ConnectorSpec;
-use loyalty_core::ids::{ConnectorId, ProgramId};
+use loyalty_core::ids::ConnectorId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -40,10 +40,8 @@ async fn create(
     Path(program_id): Path<String>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
-    let bytes = read_body(&headers, body, state.config.max_admin_body_bytes).await?;
-    let spec: ConnectorSpec = json_body(&bytes)?;
+    let (program_id, spec): (_, ConnectorSpec) =
+        program_access_with_body(&state, &headers, program_id, body).await?;
     let view = state.engine.create_connector(&program_id, spec).await?;
     Ok((
         StatusCode::CREATED,
@@ -56,8 +54,7 @@ async fn list(
     headers: HeaderMap,
     Path(program_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     let none = GeneratedCredentials::default();
     let items: Vec<_> = state
         .engine
@@ -74,8 +71,7 @@ async fn read(
     headers: HeaderMap,
     Path((program_id, connector_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     let connector = state
         .engine
         .get_connector(&program_id, &ConnectorId::new(connector_id))
@@ -91,10 +87,8 @@ async fn replace(
     Path((program_id, connector_id)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
-    let bytes = read_body(&headers, body, state.config.max_admin_body_bytes).await?;
-    let spec: ConnectorSpec = json_body(&bytes)?;
+    let (program_id, spec): (_, ConnectorSpec) =
+        program_access_with_body(&state, &headers, program_id, body).await?;
     let view = state
         .engine
         .replace_connector(&program_id, &ConnectorId::new(connector_id), spec)
@@ -107,8 +101,7 @@ async fn remove(
     headers: HeaderMap,
     Path((program_id, connector_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     state
         .engine
         .delete_connector(&program_id, &ConnectorId::new(connector_id))
@@ -130,10 +123,8 @@ async fn simulate(
     Path((program_id, connector_id)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
-    let bytes = read_body(&headers, body, state.config.max_admin_body_bytes).await?;
-    let request: SimulateBody = json_body(&bytes)?;
+    let (program_id, request): (_, SimulateBody) =
+        program_access_with_body(&state, &headers, program_id, body).await?;
     let response = state
         .engine
         .simulate(
@@ -152,8 +143,7 @@ async fn purge(
     headers: HeaderMap,
     Path((program_id, connector_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     let counts = state
         .engine
         .purge_test_data(&program_id, &ConnectorId::new(connector_id))

@@ -2,14 +2,14 @@
 
 use super::members::limit_of;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{query_flag, query_pairs, query_value, require_program};
+use crate::extract::{program_access, query_flag, query_pairs, query_value};
 use crate::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId};
+use loyalty_core::ids::{ConnectorId, EventId, MemberId};
 use loyalty_core::ledger::{EventFilter, ItemStatus};
 use serde_json::Value;
 
@@ -38,8 +38,7 @@ async fn list(
     Path(program_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     let pairs = query_pairs(query.as_deref());
     let status = query_value(&pairs, "status")?
         .map(|s| {
@@ -74,8 +73,7 @@ async fn read(
     headers: HeaderMap,
     Path((program_id, event_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     let event = state
         .engine
         .get_event(&program_id, &EventId::new(event_id))

@@ -1,13 +1,13 @@
 //! `/v1/programs/{pid}/members`: lookup by identifier, profile, activity.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{query_pairs, query_value, require_program};
+use crate::extract::{program_access, query_pairs, query_value};
 use crate::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
-use loyalty_core::ids::{MemberId, ProgramId};
+use loyalty_core::ids::MemberId;
 use serde_json::Value;
 
 pub fn router() -> Router<AppState> {
@@ -26,8 +26,7 @@ async fn find(
     Path(program_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     let pairs = query_pairs(query.as_deref());
     let kind = query_value(&pairs, "kind")?.unwrap_or("default");
     let value = query_value(&pairs, "value")?.ok_or_else(|| ApiError::InvalidField {
@@ -43,8 +42,7 @@ async fn read(
     headers: HeaderMap,
     Path((program_id, member_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     let member = state
         .engine
         .get_member(&program_id, &MemberId::new(member_id))
@@ -69,8 +67,7 @@ async fn activity(
     Path((program_id, member_id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     let pairs = query_pairs(query.as_deref());
     let page = state
         .engine

@@ -1,14 +1,13 @@
 //! `/v1/programs`: create (root), list (root), read.
 
 use crate::error::ApiResult;
-use crate::extract::{json_body, read_body, require_program, require_root};
+use crate::extract::{json_body, program_access, read_body, require_root};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
-use loyalty_core::ids::ProgramId;
 use loyalty_core::program::ProgramSpec;
 use serde_json::{json, Value};
 
@@ -43,8 +42,7 @@ async fn read(
     headers: HeaderMap,
     Path(program_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     let program = state.engine.get_program(&program_id).await?;
     Ok(Json(serde_json::to_value(&program).unwrap_or_default()))
 }

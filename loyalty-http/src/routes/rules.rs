@@ -1,14 +1,14 @@
 //! `/v1/programs/{pid}/rules`: CRUD of earning rules.
 
 use crate::error::ApiResult;
-use crate::extract::{json_body, query_pairs, query_value, read_body, require_program};
+use crate::extract::{program_access, program_access_with_body, query_pairs, query_value};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
-use loyalty_core::ids::{ConnectorId, ProgramId, RuleId};
+use loyalty_core::ids::{ConnectorId, RuleId};
 use loyalty_core::rules::RuleSpec;
 use serde_json::{json, Value};
 
@@ -27,10 +27,8 @@ async fn create(
     Path(program_id): Path<String>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
-    let bytes = read_body(&headers, body, state.config.max_admin_body_bytes).await?;
-    let spec: RuleSpec = json_body(&bytes)?;
+    let (program_id, spec): (_, RuleSpec) =
+        program_access_with_body(&state, &headers, program_id, body).await?;
     let rule = state.engine.create_rule(&program_id, spec).await?;
     Ok((
         StatusCode::CREATED,
@@ -44,8 +42,7 @@ async fn list(
     Path(program_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     let pairs = query_pairs(query.as_deref());
     let connector = query_value(&pairs, "connectorId")?.map(ConnectorId::new);
     let rules = state
@@ -60,8 +57,7 @@ async fn read(
     headers: HeaderMap,
     Path((program_id, rule_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     let rule = state
         .engine
         .get_rule(&program_id, &RuleId::new(rule_id))
@@ -75,10 +71,8 @@ async fn replace(
     Path((program_id, rule_id)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
-    let bytes = read_body(&headers, body, state.config.max_admin_body_bytes).await?;
-    let spec: RuleSpec = json_body(&bytes)?;
+    let (program_id, spec): (_, RuleSpec) =
+        program_access_with_body(&state, &headers, program_id, body).await?;
     let rule = state
         .engine
         .replace_rule(&program_id, &RuleId::new(rule_id), spec)
@@ -91,8 +85,7 @@ async fn remove(
     headers: HeaderMap,
     Path((program_id, rule_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let program_id = ProgramId::new(program_id);
-    require_program(&state, &headers, &program_id).await?;
+    let program_id = program_access(&state, &headers, program_id).await?;
     state
         .engine
         .delete_rule(&program_id, &RuleId::new(rule_id))
