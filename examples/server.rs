@@ -56,13 +56,20 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // One log line a request: written by a background thread, so that a request never waits
+    // on the terminal or a pipe. The guard flushes what is left when main returns.
+    let (writer, _log_guard) = tracing_appender::non_blocking(std::io::stdout());
     if args.log_json {
         tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
+            .with_writer(writer)
             .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .init();
     }
 
     let admin_token = match args.admin_token.clone() {
