@@ -5,18 +5,110 @@ use crate::rows::to_json;
 use crate::PostgresOptions;
 use chrono::{DateTime, Utc};
 use loyalty_core::error::StoreError;
+use loyalty_core::ids::RuleId;
 use loyalty_core::ids::{EventId, MemberId};
-use loyalty_core::ledger::{LedgerEntry, LogEntry};
+use loyalty_core::ledger::{LedgerEntry, LogEntry, RawJson};
 use loyalty_core::rules::{apply_usage, Usage, UsageCount, UsageKey};
 use loyalty_core::store::{
     settle_accepted, settle_duplicate, settle_unknown_member, Candidate, CommitBatch, StoreResult,
 };
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, PgPool, Postgres, Row, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Counters of the committers, for [`crate::PostgresStore::commit_stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Transactions that committed.
+    pub transactions: u64,
+    /// Batches (callers' requests) they committed.
+    pub batches: u64,
+    /// Items they committed.
+    pub items: u64,
+    /// Fast-path writes that lost a race (see the crate documentation) and were decided
+    /// again on the locked path.
+    pub fallbacks: u64,
+    /// Time spent, over all committed transactions, serialising the items before the
+    /// transaction.
+    pub prepare_nanos: u64,
+    /// ... in the reads that precede the decisions (the fast path's read; on the locked path,
+    /// begin, keys, members, locks and usage).
+    pub read_nanos: u64,
+    /// ... deciding the items (rules evaluation), in memory.
+    pub decide_nanos: u64,
+    /// ... in the write statement (on the fast path, its own transaction: with its commit and
+    /// WAL flush).
+    pub write_nanos: u64,
+    /// ... committing (the WAL flush), on the locked path.
+    pub commit_nanos: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    transactions: AtomicU64,
+    batches: AtomicU64,
+    items: AtomicU64,
+    fallbacks: AtomicU64,
+    prepare_nanos: AtomicU64,
+    read_nanos: AtomicU64,
+    decide_nanos: AtomicU64,
+    write_nanos: AtomicU64,
+    commit_nanos: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn snapshot(&self) -> CommitStats {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CommitStats {
+            transactions: get(&self.transactions),
+            batches: get(&self.batches),
+            items: get(&self.items),
+            fallbacks: get(&self.fallbacks),
+            prepare_nanos: get(&self.prepare_nanos),
+            read_nanos: get(&self.read_nanos),
+            decide_nanos: get(&self.decide_nanos),
+            write_nanos: get(&self.write_nanos),
+            commit_nanos: get(&self.commit_nanos),
+        }
+    }
+
+    fn record(&self, batches: &[&CommitBatch], timings: &Timings) {
+        let add = |a: &AtomicU64, n: u64| a.fetch_add(n, Ordering::Relaxed);
+        add(&self.transactions, 1);
+        add(&self.batches, batches.len() as u64);
+        add(
+            &self.items,
+            batches.iter().map(|b| b.items.len() as u64).sum(),
+        );
+        add(&self.prepare_nanos, timings.prepare);
+        add(&self.read_nanos, timings.read);
+        add(&self.decide_nanos, timings.decide);
+        add(&self.write_nanos, timings.write);
+        add(&self.commit_nanos, timings.commit);
+    }
+}
+
+/// Nanoseconds in each phase of one transaction.
+#[derive(Debug, Default)]
+struct Timings {
+    prepare: u64,
+    read: u64,
+    decide: u64,
+    write: u64,
+    commit: u64,
+}
+
+/// Nanoseconds since `since`, and restarts it.
+fn lap(since: &mut Instant) -> u64 {
+    let now = Instant::now();
+    let nanos = u64::try_from((now - *since).as_nanos()).unwrap_or(u64::MAX);
+    *since = now;
+    nanos
+}
 
 /// One caller's batch, waiting for a committer.
 pub(crate) struct Job {
@@ -80,11 +172,13 @@ pub(crate) async fn run_committer(
     pool: PgPool,
     options: Arc<PostgresOptions>,
     queue: Arc<Mutex<Queue>>,
+    stats: Arc<Stats>,
 ) {
     let mut committer = Committer {
         pool,
         options,
         connection: None,
+        stats,
     };
     loop {
         let group = {
@@ -104,6 +198,7 @@ struct Committer {
     /// Kept between transactions: taking a connection from the pool costs a ping (a round
     /// trip) every time, and a committer runs one transaction after another.
     connection: Option<PoolConnection<Postgres>>,
+    stats: Arc<Stats>,
 }
 
 impl Committer {
@@ -162,24 +257,59 @@ impl Committer {
 
     async fn commit_once(&mut self, batches: &[&CommitBatch]) -> Result<Vec<Vec<LogEntry>>> {
         // Serialising the items' JSON needs no transaction: done before it starts.
+        let mut clock = Instant::now();
+        let mut timings = Timings::default();
         let mut slots = prepare(batches)?;
+        timings.prepare = lap(&mut clock);
         if self.connection.is_none() {
             self.connection = Some(self.pool.acquire().await?);
         }
-        let outcome = match self.connection.as_mut().expect("set above").begin().await {
-            Ok(tx) => Some(commit_slots(tx, &mut slots).await),
-            // The kept connection died while idle (a server restart, a proxy's timeout).
-            // Nothing was sent, so a fresh connection may simply try again.
-            Err(error) if is_broken_connection(&error) => None,
-            Err(error) => Some(Err(error.into())),
-        };
-        let outcome = match outcome {
-            Some(outcome) => outcome,
-            None => {
+
+        // The fast path: decide on an unlocked read, then write in one statement that checks
+        // that what the decisions read still holds (see `loyalty_commit`).
+        let connection = self.connection.as_mut().expect("set above");
+        let state = match read_state(connection, &slots).await {
+            // The kept connection died while idle (a server restart, a proxy's timeout). The
+            // read changed nothing, so a fresh connection may simply try again.
+            Err(PostgresStoreError::Database(error)) if is_broken_connection(&error) => {
                 self.discard_connection();
                 let connection = self.connection.insert(self.pool.acquire().await?);
-                commit_slots(connection.begin().await?, &mut slots).await
+                read_state(connection, &slots).await
             }
+            other => other,
+        };
+        let connection = self.connection.as_mut().expect("set above");
+        let outcome = match state {
+            Ok(Some(state)) => {
+                timings.read = lap(&mut clock);
+                commit_fast(connection, &mut slots, state, &mut timings, &mut clock).await
+            }
+            // Something only locks can sort out (an owner without its event).
+            Ok(None) => Err(PostgresStoreError::Conflict),
+            Err(error) => Err(error),
+        };
+        let outcome = match outcome {
+            // Lost a race since the read: decide again, under locks.
+            Err(error) if error.is_retryable() => {
+                tracing::debug!(%error, "fast commit lost a race; committing under locks");
+                self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                slots = prepare(batches)?;
+                timings = Timings::default();
+                clock = Instant::now();
+                // Nested loops over the primary keys, whatever the statistics say (a new
+                // database has none), as in `loyalty_commit`: the inputs are small.
+                match connection
+                    .begin_with(
+                        "BEGIN; SET LOCAL enable_seqscan = off; \
+                         SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
+                    )
+                    .await
+                {
+                    Ok(tx) => commit_slots(tx, &mut slots, &mut timings, &mut clock).await,
+                    Err(error) => Err(error.into()),
+                }
+            }
+            other => other,
         };
         if let Err(error) = outcome {
             // After a server error the connection is fine (dropping the transaction rolled
@@ -194,6 +324,7 @@ impl Committer {
             }
             return Err(error);
         }
+        self.stats.record(batches, &timings);
         let mut results: Vec<Vec<LogEntry>> = batches
             .iter()
             .map(|b| Vec::with_capacity(b.items.len()))
@@ -233,6 +364,8 @@ type Identity = (String, String, String);
 type Key = (String, String, bool);
 /// (program, member)
 type MemberKey = (String, String);
+/// The members to enrol: each identifier's new member, whether it is a test member, and when.
+type Enrolments = BTreeMap<Identity, (MemberId, bool, DateTime<Utc>)>;
 
 /// One item of the merged batches, with what can be prepared before the transaction.
 struct Slot<'a> {
@@ -243,8 +376,6 @@ struct Slot<'a> {
     candidate: Option<&'a Candidate>,
     identity: Option<Identity>,
     key: Option<Key>,
-    raw: String,
-    mapped: Option<String>,
     error: Option<String>,
     warnings: String,
 }
@@ -258,8 +389,6 @@ fn prepare<'a>(batches: &[&'a CommitBatch]) -> Result<Vec<Slot<'a>>> {
             slots.push(Slot {
                 batch,
                 group_index,
-                raw: to_json(&entry.raw)?,
-                mapped: entry.mapped.as_ref().map(to_json).transpose()?,
                 error: entry.error.as_ref().map(to_json).transpose()?,
                 warnings: to_json(&entry.warnings)?,
                 entry,
@@ -285,7 +414,12 @@ fn prepare<'a>(batches: &[&'a CommitBatch]) -> Result<Vec<Slot<'a>>> {
 }
 
 /// Commits the prepared items in `tx`, settling their entries.
-async fn commit_slots(mut tx: Transaction<'_, Postgres>, slots: &mut [Slot<'_>]) -> Result<()> {
+async fn commit_slots(
+    mut tx: Transaction<'_, Postgres>,
+    slots: &mut [Slot<'_>],
+    timings: &mut Timings,
+    clock: &mut Instant,
+) -> Result<()> {
     // Phase 1, only for batches that do not enrol: whether their members exist decides whether
     // their items may be accepted, hence whether they claim their keys. A read: enrolling now
     // would also enrol for items that turn out duplicates.
@@ -385,11 +519,55 @@ async fn commit_slots(mut tx: Transaction<'_, Postgres>, slots: &mut [Slot<'_>])
         })
         .collect();
     let mut usage = read_usage(&mut tx, &usage_keys).await?;
+    timings.read = lap(clock);
 
     // Phase 5: decide, item by item, in order; an award's usage counts for the next item.
-    let mut ledgers: Vec<Vec<LedgerEntry>> = vec![Vec::new(); slots.len()];
-    let mut increments: BTreeMap<(MemberKey, UsageKey), UsageCount> = BTreeMap::new();
-    let mut balances: BTreeMap<MemberKey, (i64, bool)> = BTreeMap::new();
+    let decided = decide(
+        slots,
+        &claimants,
+        &claimed,
+        &owners,
+        &usage_keys,
+        &mut usage,
+    );
+    timings.decide = lap(clock);
+
+    // Phase 6: every write in one statement, which also numbers the events and ledger entries
+    // (while the members are locked, so that a member's activity is in the order it happened).
+    let positions = write(&mut tx, slots, &decided, &Checks::default()).await?;
+    number(slots, &decided, &positions)?;
+    timings.write = lap(clock);
+    tx.commit().await?;
+    timings.commit = lap(clock);
+    Ok(())
+}
+
+/// What the decisions of a group wrote down.
+struct Decided {
+    /// Each item's ledger entries.
+    ledgers: Vec<Vec<LedgerEntry>>,
+    /// The usage to add, summed per member and key.
+    increments: BTreeMap<(MemberKey, UsageKey), UsageCount>,
+    /// Each member's balance delta, and whether all its accepted items were test items.
+    balances: BTreeMap<MemberKey, (i64, bool)>,
+}
+
+/// Settles every item, in order: a duplicate of an earlier owner or claimant, accepted (its
+/// key's claimant: the rules are evaluated on its member's usage, to which each award adds for
+/// the next item of the member), or ignored (no member).
+fn decide(
+    slots: &mut [Slot<'_>],
+    claimants: &BTreeMap<Key, usize>,
+    claimed: &BTreeSet<Key>,
+    owners: &HashMap<Key, (EventId, MemberId)>,
+    usage_keys: &HashMap<usize, (MemberKey, Vec<UsageKey>)>,
+    usage: &mut HashMap<MemberKey, Usage>,
+) -> Decided {
+    let mut decided = Decided {
+        ledgers: vec![Vec::new(); slots.len()],
+        increments: BTreeMap::new(),
+        balances: BTreeMap::new(),
+    };
     for index in 0..slots.len() {
         let Some(key) = slots[index].key.clone() else {
             continue;
@@ -428,33 +606,288 @@ async fn commit_slots(mut tx: Transaction<'_, Postgres>, slots: &mut [Slot<'_>])
                 );
                 apply_usage(member_usage, &evaluation.usage_increments);
                 for (usage_key, add) in evaluation.usage_increments {
-                    let count = increments
+                    let count = decided
+                        .increments
                         .entry((member_key.clone(), usage_key))
                         .or_default();
                     count.count += add.count;
                     count.points += add.points;
                 }
-                let balance = balances.entry(member_key.clone()).or_insert((0, true));
+                let balance = decided
+                    .balances
+                    .entry(member_key.clone())
+                    .or_insert((0, true));
                 balance.0 += slot.entry.points;
                 balance.1 &= slot.batch.test;
-                ledgers[index] = ledger;
+                decided.ledgers[index] = ledger;
             }
             _ => settle_unknown_member(&mut slots[index].entry),
         }
     }
+    decided
+}
 
-    // Phase 6: every write in one statement, which also numbers the events and ledger entries
-    // (while the members are locked, so that a member's activity is in the order it happened).
-    let positions = write(&mut tx, slots, &ledgers, &increments, &balances).await?;
-    // The events' positions, skipping those of the ledger entries (which are not returned).
+/// Gives each event its position (skipping those of its ledger entries, which the caller
+/// does not return).
+fn number(slots: &mut [Slot<'_>], decided: &Decided, positions: &[i64]) -> Result<()> {
     let mut next = 0;
-    for (slot, ledger) in slots.iter_mut().zip(&ledgers) {
+    for (slot, ledger) in slots.iter_mut().zip(&decided.ledgers) {
         slot.entry.seq = *positions
             .get(next)
             .ok_or_else(|| PostgresStoreError::corrupt("positions", "fewer than rows"))?;
         next += 1 + ledger.len();
     }
-    tx.commit().await?;
+    Ok(())
+}
+
+/// What a group read without locks, at one snapshot.
+struct ReadState {
+    /// Keys held by accepted events, with the event and its member.
+    owners: HashMap<Key, (EventId, MemberId)>,
+    /// Members of the identifiers that have one.
+    members: HashMap<Identity, MemberId>,
+    /// Those members' usage, for the keys the groups' rules name.
+    usage: HashMap<MemberKey, Usage>,
+}
+
+/// One statement, no transaction, no lock: the owners of the group's keys, the members of its
+/// identifiers, and their usage. `None` if a key's owner has no event (a purge is deleting
+/// it): only the locked path sorts that out.
+async fn read_state(
+    connection: &mut PgConnection,
+    slots: &[Slot<'_>],
+) -> Result<Option<ReadState>> {
+    let keys: BTreeSet<&Key> = slots.iter().filter_map(|s| s.key.as_ref()).collect();
+    let identities: BTreeSet<&Identity> =
+        slots.iter().filter_map(|s| s.identity.as_ref()).collect();
+    let mut rule_periods: BTreeSet<(String, String)> = BTreeSet::new();
+    for slot in slots {
+        if let Some(candidate) = slot.candidate {
+            for key in slot.batch.rules.usage_keys(candidate.occurred_at) {
+                rule_periods.insert((key.rule_id.as_str().to_owned(), key.period));
+            }
+        }
+    }
+    let mut state = ReadState {
+        owners: HashMap::new(),
+        members: HashMap::new(),
+        usage: HashMap::new(),
+    };
+    if keys.is_empty() && identities.is_empty() {
+        return Ok(Some(state));
+    }
+    let (k_connectors, k_clients, k_tests) =
+        unzip3(keys.iter().map(|(c, i, t)| (c.as_str(), i.as_str(), *t)));
+    let (i_programs, i_kinds, i_values) = unzip3(
+        identities
+            .iter()
+            .map(|(p, k, v)| (p.as_str(), k.as_str(), v.as_str())),
+    );
+    let (rules, periods): (Vec<&str>, Vec<&str>) = rule_periods
+        .iter()
+        .map(|(r, p)| (r.as_str(), p.as_str()))
+        .unzip();
+    // LATERAL ... LIMIT 1: one index lookup per input row, whatever the planner thinks of the
+    // tables' sizes (a new database has no statistics).
+    let rows = sqlx::query(
+        "WITH found AS ( \
+             SELECT q.program_id, q.kind, q.value, i.member_id \
+             FROM UNNEST($4::text[], $5::text[], $6::text[]) AS q(program_id, kind, value) \
+             CROSS JOIN LATERAL (SELECT i.member_id FROM member_identifiers i \
+                 WHERE i.program_id = q.program_id AND i.kind = q.kind AND i.value = q.value \
+                 LIMIT 1) i \
+         ) \
+         SELECT 0 AS what, q.connector_id AS a, q.client_event_id AS b, q.test AS t, \
+             k.event_id AS c, k.member_id AS d, NULL::bigint AS n, NULL::bigint AS s \
+         FROM UNNEST($1::text[], $2::text[], $3::bool[]) AS q(connector_id, client_event_id, test) \
+         CROSS JOIN LATERAL (SELECT k.event_id, \
+                 (SELECT e.member_id FROM events e \
+                  WHERE e.program_id = k.program_id AND e.id = k.event_id LIMIT 1) AS member_id \
+             FROM accepted_keys k WHERE k.connector_id = q.connector_id \
+               AND k.client_event_id = q.client_event_id AND k.test = q.test LIMIT 1) k \
+         UNION ALL \
+         SELECT 1, f.program_id, f.kind, NULL, f.value, f.member_id, NULL, NULL FROM found f \
+         UNION ALL \
+         SELECT 2, m.program_id, m.member_id, NULL, r.rule_id, r.period, u.count, u.points \
+         FROM (SELECT DISTINCT program_id, member_id FROM found) m \
+         CROSS JOIN UNNEST($7::text[], $8::text[]) AS r(rule_id, period) \
+         CROSS JOIN LATERAL (SELECT u.count, u.points FROM member_usage u \
+             WHERE u.program_id = m.program_id AND u.member_id = m.member_id \
+               AND u.rule_id = r.rule_id AND u.period = r.period LIMIT 1) u",
+    )
+    .bind(k_connectors)
+    .bind(k_clients)
+    .bind(k_tests)
+    .bind(i_programs)
+    .bind(i_kinds)
+    .bind(i_values)
+    .bind(rules)
+    .bind(periods)
+    .fetch_all(&mut *connection)
+    .await?;
+    for row in &rows {
+        let what: i32 = row.try_get("what")?;
+        let a: String = row.try_get("a")?;
+        let b: String = row.try_get("b")?;
+        let c: Option<String> = row.try_get("c")?;
+        let d: Option<String> = row.try_get("d")?;
+        match what {
+            0 => {
+                let (Some(event), Some(member)) = (c, d) else {
+                    return Ok(None);
+                };
+                state.owners.insert(
+                    (a, b, row.try_get("t")?),
+                    (EventId::new(event), MemberId::new(member)),
+                );
+            }
+            1 => {
+                let (Some(value), Some(member)) = (c, d) else {
+                    continue;
+                };
+                state.members.insert((a, b, value), MemberId::new(member));
+            }
+            _ => {
+                let (Some(rule), Some(period)) = (c, d) else {
+                    continue;
+                };
+                state.usage.entry((a, b)).or_default().insert(
+                    UsageKey {
+                        rule_id: RuleId::new(rule),
+                        period,
+                    },
+                    UsageCount {
+                        count: row.try_get("n")?,
+                        points: row.try_get("s")?,
+                    },
+                );
+            }
+        }
+    }
+    Ok(Some(state))
+}
+
+/// The fast path's decisions and write: decides on `state` (an unlocked read) as the locked
+/// path would on a read under locks, then writes in one statement (autocommit: one round
+/// trip, one transaction) that claims, enrols and locks, and fails with a serialization
+/// failure, writing nothing, if the read no longer holds.
+async fn commit_fast(
+    connection: &mut PgConnection,
+    slots: &mut [Slot<'_>],
+    state: ReadState,
+    timings: &mut Timings,
+    clock: &mut Instant,
+) -> Result<()> {
+    let ReadState {
+        owners,
+        mut members,
+        usage: read_usage,
+    } = state;
+    // The claimant of a key is the first item that may be accepted; it is accepted if no
+    // accepted event holds the key.
+    let mut claimants: BTreeMap<Key, usize> = BTreeMap::new();
+    for (index, slot) in slots.iter().enumerate() {
+        if let (Some(key), Some(identity)) = (&slot.key, &slot.identity) {
+            if slot.batch.enroll_unknown_members || members.contains_key(identity) {
+                claimants.entry(key.clone()).or_insert(index);
+            }
+        }
+    }
+    let claimed: BTreeSet<Key> = claimants
+        .keys()
+        .filter(|key| !owners.contains_key(*key))
+        .cloned()
+        .collect();
+    let accepted: BTreeSet<usize> = claimants
+        .iter()
+        .filter(|(key, _)| claimed.contains(*key))
+        .map(|(_, index)| *index)
+        .collect();
+
+    // Members to enrol: those of accepted items that have none.
+    let mut enrolled: Enrolments = BTreeMap::new();
+    for &index in &accepted {
+        let slot = &slots[index];
+        let identity = slot.identity.as_ref().expect("a candidate");
+        if !members.contains_key(identity) {
+            enrolled.entry(identity.clone()).or_insert_with(|| {
+                (
+                    MemberId::generate(),
+                    slot.batch.test,
+                    slot.batch.received_at,
+                )
+            });
+        }
+    }
+    for (identity, (id, _, _)) in &enrolled {
+        members.insert(identity.clone(), id.clone());
+    }
+    let member_of = |index: usize| -> MemberKey {
+        let slot = &slots[index];
+        let member = &members[slot.identity.as_ref().expect("a candidate")];
+        (
+            slot.batch.program_id.as_str().to_owned(),
+            member.as_str().to_owned(),
+        )
+    };
+    let new_members: BTreeSet<MemberKey> = enrolled
+        .iter()
+        .map(|((program, _, _), (id, _, _))| (program.clone(), id.as_str().to_owned()))
+        .collect();
+    let locked: BTreeSet<MemberKey> = accepted.iter().map(|&index| member_of(index)).collect();
+    let usage_keys: HashMap<usize, (MemberKey, Vec<UsageKey>)> = accepted
+        .iter()
+        .map(|&index| {
+            let slot = &slots[index];
+            let at = slot.candidate.expect("a candidate").occurred_at;
+            (index, (member_of(index), slot.batch.rules.usage_keys(at)))
+        })
+        .collect();
+    // What the decisions read, to be checked under the locks (a new member has no usage).
+    let mut expected: BTreeMap<(MemberKey, UsageKey), UsageCount> = BTreeMap::new();
+    for (member, keys) in usage_keys.values() {
+        if new_members.contains(member) {
+            continue;
+        }
+        for key in keys {
+            let count = read_usage
+                .get(member)
+                .and_then(|usage| usage.get(key))
+                .copied()
+                .unwrap_or_default();
+            expected.insert((member.clone(), key.clone()), count);
+        }
+    }
+    let mut usage = read_usage;
+    let decided = decide(
+        slots,
+        &claimants,
+        &claimed,
+        &owners,
+        &usage_keys,
+        &mut usage,
+    );
+    timings.decide = lap(clock);
+
+    let checks = Checks {
+        keys: claimed
+            .iter()
+            .map(|key| {
+                let slot = &slots[claimants[key]];
+                (
+                    key.clone(),
+                    slot.batch.program_id.as_str(),
+                    slot.entry.id.as_str(),
+                )
+            })
+            .collect(),
+        enrolled: Some(&enrolled),
+        locked: Some(&locked),
+        expected: Some(&expected),
+    };
+    let positions = write(&mut *connection, slots, &decided, &checks).await?;
+    timings.write = lap(clock);
+    number(slots, &decided, &positions)?;
     Ok(())
 }
 
@@ -778,16 +1211,77 @@ async fn read_usage(
     Ok(usage)
 }
 
-/// Inserts the events and ledger entries, adds the usage and the balances, in one statement
-/// (one round trip, whatever the number of items). Returns the positions taken from the
-/// sequence, ascending: one per event and ledger entry, in the order they were decided.
+/// What a write must claim, enrol, lock and check before it writes: the fast path's, whose
+/// decisions were taken on an unlocked read. Empty for a caller that holds them already.
+#[derive(Default)]
+struct Checks<'a> {
+    /// The keys to claim, with the program and the event that claims each.
+    keys: Vec<(Key, &'a str, &'a str)>,
+    /// The members to enrol: identifier, new member id, test, enrolment time.
+    enrolled: Option<&'a Enrolments>,
+    /// The members to lock (all those of accepted items).
+    locked: Option<&'a BTreeSet<MemberKey>>,
+    /// The usage the decisions read (zero where there was none).
+    expected: Option<&'a BTreeMap<(MemberKey, UsageKey), UsageCount>>,
+}
+
+/// Claims, enrols, locks and checks as `checks` says, then inserts the events and ledger
+/// entries, adds the usage and the balances: one statement, `loyalty_commit` (one round trip,
+/// whatever the number of items). Returns the positions taken from the sequence, ascending:
+/// one per event and ledger entry, in the order they were decided.
 async fn write(
-    tx: &mut Transaction<'_, Postgres>,
+    connection: &mut PgConnection,
     slots: &[Slot<'_>],
-    ledgers: &[Vec<LedgerEntry>],
-    increments: &BTreeMap<(MemberKey, UsageKey), UsageCount>,
-    balances: &BTreeMap<MemberKey, (i64, bool)>,
+    decided: &Decided,
+    checks: &Checks<'_>,
 ) -> Result<Vec<i64>> {
+    let mut k_connector = Vec::with_capacity(checks.keys.len());
+    let mut k_client = Vec::with_capacity(checks.keys.len());
+    let mut k_test = Vec::with_capacity(checks.keys.len());
+    let mut k_program = Vec::with_capacity(checks.keys.len());
+    let mut k_event = Vec::with_capacity(checks.keys.len());
+    for ((connector, client, test), program, event) in &checks.keys {
+        k_connector.push(connector.as_str());
+        k_client.push(client.as_str());
+        k_test.push(*test);
+        k_program.push(*program);
+        k_event.push(*event);
+    }
+    let mut i_program = Vec::new();
+    let mut i_kind = Vec::new();
+    let mut i_value = Vec::new();
+    let mut i_member = Vec::new();
+    let mut i_test = Vec::new();
+    let mut i_created = Vec::new();
+    for ((program, kind, value), (member, test, at)) in checks.enrolled.into_iter().flatten() {
+        i_program.push(program.as_str());
+        i_kind.push(kind.as_str());
+        i_value.push(value.as_str());
+        i_member.push(member.as_str());
+        i_test.push(*test);
+        i_created.push(*at);
+    }
+    let (m_program, m_id): (Vec<&str>, Vec<&str>) = checks
+        .locked
+        .into_iter()
+        .flatten()
+        .map(|(p, m)| (p.as_str(), m.as_str()))
+        .unzip();
+    let mut v_program = Vec::new();
+    let mut v_member = Vec::new();
+    let mut v_rule = Vec::new();
+    let mut v_period = Vec::new();
+    let mut v_count = Vec::new();
+    let mut v_points = Vec::new();
+    for (((program, member), key), count) in checks.expected.into_iter().flatten() {
+        v_program.push(program.as_str());
+        v_member.push(member.as_str());
+        v_rule.push(key.rule_id.as_str());
+        v_period.push(key.period.as_str());
+        v_count.push(count.count);
+        v_points.push(count.points);
+    }
+
     let n = slots.len();
     let mut e_ord = Vec::with_capacity(n);
     let mut e_program = Vec::with_capacity(n);
@@ -809,7 +1303,7 @@ async fn write(
     let mut e_mapped = Vec::with_capacity(n);
     let mut e_trace = Vec::with_capacity(n);
     let mut e_warnings = Vec::with_capacity(n);
-    let lines = ledgers.iter().map(Vec::len).sum();
+    let lines = decided.ledgers.iter().map(Vec::len).sum();
     let mut l_ord = Vec::with_capacity(lines);
     let mut l_program = Vec::with_capacity(lines);
     let mut l_member = Vec::with_capacity(lines);
@@ -823,7 +1317,7 @@ async fn write(
     let mut l_occurred = Vec::with_capacity(lines);
     // 1-based ranks into the array of positions: an event, then its ledger entries.
     let mut ord: i32 = 0;
-    for (slot, ledger) in slots.iter().zip(ledgers) {
+    for (slot, ledger) in slots.iter().zip(&decided.ledgers) {
         let entry = &slot.entry;
         ord += 1;
         e_ord.push(ord);
@@ -841,9 +1335,10 @@ async fn write(
         e_occurred.push(entry.occurred_at);
         e_points.push(entry.points);
         e_awards.push(to_json(&entry.awards)?);
-        e_raw.push(slot.raw.as_str());
+        // Kept as the engine has them: the text of the item and of the mapping's output.
+        e_raw.push(entry.raw.as_str());
         e_truncated.push(entry.raw_truncated);
-        e_mapped.push(slot.mapped.as_deref());
+        e_mapped.push(entry.mapped.as_ref().map(RawJson::as_str));
         e_trace.push(entry.trace.as_ref().map(to_json).transpose()?);
         e_warnings.push(slot.warnings.as_str());
         for line in ledger {
@@ -862,6 +1357,8 @@ async fn write(
         }
     }
 
+    let increments = &decided.increments;
+    let balances = &decided.balances;
     let mut u_program = Vec::with_capacity(increments.len());
     let mut u_member = Vec::with_capacity(increments.len());
     let mut u_rule = Vec::with_capacity(increments.len());
@@ -888,50 +1385,35 @@ async fn write(
         b_test.push(*test);
     }
 
-    // Data-modifying CTEs all run, referenced or not; `positions` is evaluated once.
+    // Outside a transaction (the fast path) the statement is its own transaction, committed at
+    // the protocol's Sync; sqlx reads the answer up to the ReadyForQuery that follows the
+    // commit (deferred constraint checks and WAL flush included), so a caller is answered only
+    // once its items are durable.
     let positions: Vec<i64> = sqlx::query_scalar(
-        "WITH positions AS ( \
-             SELECT ARRAY(SELECT nextval('loyalty_seq') FROM generate_series(1, $1::int) \
-                          ORDER BY 1) AS seqs \
-         ), new_events AS ( \
-             INSERT INTO events (program_id, id, seq, connector_id, status, reason, error, \
-                 client_event_id, original_event_id, member_id, test, received_at, occurred_at, \
-                 points, awards, raw, raw_truncated, mapped, trace, warnings) \
-             SELECT q.program_id, q.id, p.seqs[q.ord], q.connector_id, q.status, q.reason, \
-                 q.error::json, q.client_event_id, q.original_event_id, q.member_id, q.test, \
-                 q.received_at, q.occurred_at, q.points, q.awards::json, q.raw::json, \
-                 q.raw_truncated, q.mapped::json, q.trace::json, q.warnings::json \
-             FROM positions p, UNNEST($2::int[], $3::text[], $4::text[], $5::text[], \
-                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
-                 $12::bool[], $13::timestamptz[], $14::timestamptz[], $15::bigint[], \
-                 $16::text[], $17::text[], $18::bool[], $19::text[], $20::text[], $21::text[]) \
-               AS q(ord, program_id, id, connector_id, status, reason, error, client_event_id, \
-                 original_event_id, member_id, test, received_at, occurred_at, points, awards, \
-                 raw, raw_truncated, mapped, trace, warnings) \
-         ), new_ledger AS ( \
-             INSERT INTO ledger_entries (program_id, member_id, seq, id, event_id, connector_id, \
-                 rule_id, points, test, created_at, occurred_at) \
-             SELECT q.program_id, q.member_id, p.seqs[q.ord], q.id, q.event_id, q.connector_id, \
-                 q.rule_id, q.points, q.test, q.created_at, q.occurred_at \
-             FROM positions p, UNNEST($22::int[], $23::text[], $24::text[], $25::text[], \
-                 $26::text[], $27::text[], $28::text[], $29::bigint[], $30::bool[], \
-                 $31::timestamptz[], $32::timestamptz[]) \
-               AS q(ord, program_id, member_id, id, event_id, connector_id, rule_id, points, \
-                 test, created_at, occurred_at) \
-         ), new_usage AS ( \
-             INSERT INTO member_usage AS u (program_id, member_id, rule_id, period, count, points) \
-             SELECT * FROM UNNEST($33::text[], $34::text[], $35::text[], $36::text[], \
-                 $37::bigint[], $38::bigint[]) \
-             ON CONFLICT (program_id, member_id, rule_id, period) DO UPDATE \
-                 SET count = u.count + EXCLUDED.count, points = u.points + EXCLUDED.points \
-         ), new_balances AS ( \
-             UPDATE members m SET balance = m.balance + d.delta, test = m.test AND d.test \
-             FROM UNNEST($39::text[], $40::text[], $41::bigint[], $42::bool[]) \
-               AS d(program_id, id, delta, test) \
-             WHERE m.program_id = d.program_id AND m.id = d.id \
-         ) \
-         SELECT seqs FROM positions",
+        "SELECT loyalty_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, \
+             $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, \
+             $47, $48, $49, $50, $51, $52, $53, $54, $55, $56, $57, $58, $59, $60, $61)",
     )
+    .bind(k_connector)
+    .bind(k_client)
+    .bind(k_test)
+    .bind(k_program)
+    .bind(k_event)
+    .bind(i_program)
+    .bind(i_kind)
+    .bind(i_value)
+    .bind(i_member)
+    .bind(i_test)
+    .bind(i_created)
+    .bind(m_program)
+    .bind(m_id)
+    .bind(v_program)
+    .bind(v_member)
+    .bind(v_rule)
+    .bind(v_period)
+    .bind(v_count)
+    .bind(v_points)
     .bind(ord)
     .bind(e_ord)
     .bind(e_program)
@@ -974,7 +1456,7 @@ async fn write(
     .bind(b_member)
     .bind(b_delta)
     .bind(b_test)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *connection)
     .await?;
     Ok(positions)
 }

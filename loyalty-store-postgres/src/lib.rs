@@ -21,11 +21,28 @@
 //! answers each caller with its own entries, only once they are committed. If that merged
 //! transaction fails, its batches are committed one by one, so that one bad batch fails alone;
 //! a single batch is run again after a deadlock, a serialization failure or a race with a
-//! purge. A committer keeps its connection between transactions (the pool would ping it on
-//! every checkout).
+//! purge. A committer keeps its connection between transactions.
 //!
-//! One transaction, in `READ COMMITTED`, of a few set-based statements (arrays bound as
-//! parameters and `UNNEST`ed), whatever the number of items:
+//! **The fast path: two round trips, whatever the number of items, and no transaction open
+//! while Rust decides.**
+//! 1. **Read**, in one statement without locks (one snapshot): the owners of the group's keys,
+//!    the members of its identifiers and those members' usage for the keys its rules name.
+//! 2. **Decide** every item in order, in memory, exactly as the locked path below does on what
+//!    it read under locks: `settle_duplicate`, `settle_unknown_member`, `settle_accepted`,
+//!    each award's usage counting for the next item of the same member; a member id is drawn
+//!    for each identifier to enrol.
+//! 3. **Write**, in one statement that is its own transaction: the `loyalty_commit` function
+//!    (see the migration) claims the keys of the accepted items, enrols the new identifiers,
+//!    locks the members, checks that their usage is still what step 1 read, then numbers and
+//!    inserts the events and ledger entries and adds the usage and the balances. If anything
+//!    step 2 relied on changed meanwhile (a key taken or an identifier enrolled by a
+//!    concurrent commit, a usage changed, a member purged), the statement fails with a
+//!    serialization failure, writes nothing, and the group is decided again on the locked
+//!    path. So the decisions are exactly those of the locked path, and the members are locked
+//!    only for the duration of one statement and its WAL flush.
+//!
+//! **The locked path** (after a lost race): one transaction, in `READ COMMITTED`, of a few
+//! set-based statements (arrays bound as parameters and `UNNEST`ed):
 //! 1. **Find members** by identifier, only for batches whose program does not enrol unknown
 //!    members: whether the member exists decides whether the item may be accepted. A read:
 //!    enrolling now would enrol members for items that turn out duplicates.
@@ -43,18 +60,17 @@
 //!    then read their usage (a later statement, so a later snapshot): whoever writes a
 //!    member's usage or balance holds that lock, so the read is current and concurrent events
 //!    cannot exceed a rule's limit.
-//! 5. **Decide** every item in order with `settle_duplicate`, `settle_unknown_member` and
-//!    `settle_accepted` (in memory; no round trip), adding each award's usage for the next
-//!    item of the same member.
-//! 6. **Write**, in one statement: number events and ledger entries from the shared sequence
-//!    (while the members are locked, so a member's activity is in the order it happened),
-//!    insert them, upsert the summed usage increments, add each member's balance delta (and
-//!    make a test member live on its first live event); then commit.
+//! 5. **Decide** every item in order, as above.
+//! 6. **Write** with `loyalty_commit` (nothing left to claim, lock or check): number events
+//!    and ledger entries from the shared sequence (while the members are locked, so a
+//!    member's activity is in the order it happened), insert them, upsert the summed usage
+//!    increments, add each member's balance delta where it changes (and make a test member
+//!    live on its first live event); then commit.
 //!
 //! **Lock order.** Keys, then identifiers, then members, each sorted (bytewise: the columns
-//! are `COLLATE "C"`). Every commit, in every process, takes its locks in that one global
-//! order, so commits cannot deadlock each other. Only accepted items claim keys; ignored and
-//! rejected ones leave them free.
+//! are `COLLATE "C"`). Every commit, on either path, in every process, takes its locks in that
+//! one global order, so commits cannot deadlock each other. Only accepted items claim keys;
+//! ignored and rejected ones leave them free.
 //!
 //! # Purge
 //!
@@ -73,6 +89,7 @@ mod error;
 mod purge;
 mod rows;
 
+pub use commit::CommitStats;
 pub use error::PostgresStoreError;
 
 use async_trait::async_trait;
@@ -145,6 +162,7 @@ pub struct PostgresStore {
     pool: PgPool,
     options: Arc<PostgresOptions>,
     queue: mpsc::Sender<Job>,
+    stats: Arc<commit::Stats>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -185,26 +203,33 @@ impl PostgresStore {
             pool_options =
                 pool_options.options([("statement_timeout", format!("{}ms", timeout.as_millis()))]);
         }
+        // No ping before each checkout: it would double the round trips of every read (the
+        // engine reloads its connectors once a second). A connection that died while idle
+        // fails its next query, and the pool drops it.
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(false)
             .connect_with(pool_options)
             .await?;
 
         let options = Arc::new(options);
         let (sender, receiver) = mpsc::channel(options.queue_capacity.max(1));
         let queue = Arc::new(Mutex::new(Queue::new(receiver)));
+        let stats = Arc::new(commit::Stats::default());
         for _ in 0..options.committers.max(1) {
             tokio::spawn(commit::run_committer(
                 pool.clone(),
                 options.clone(),
                 queue.clone(),
+                stats.clone(),
             ));
         }
         Ok(Self {
             pool,
             options,
             queue: sender,
+            stats,
         })
     }
 
@@ -216,6 +241,12 @@ impl PostgresStore {
     /// The options the store was built with.
     pub fn options(&self) -> &PostgresOptions {
         &self.options
+    }
+
+    /// What the committers did since the store was opened (counters only grow): for metrics
+    /// and benchmarks.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.stats.snapshot()
     }
 }
 

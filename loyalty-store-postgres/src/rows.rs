@@ -5,7 +5,9 @@ use crate::error::{PostgresStoreError, Result};
 use chrono::{DateTime, Utc};
 use loyalty_core::connector::{Connector, EventType};
 use loyalty_core::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, RuleId};
-use loyalty_core::ledger::{ActivityItem, ActivityType, ItemStatus, LedgerEntry, LogEntry};
+use loyalty_core::ledger::{
+    ActivityItem, ActivityType, ItemStatus, LedgerEntry, LogEntry, RawJson,
+};
 use loyalty_core::member::{Identifier, Member};
 use loyalty_core::program::Program;
 use loyalty_core::rules::{Rule, RuleDefinition};
@@ -165,9 +167,12 @@ pub(crate) fn log_entry(row: &PgRow) -> Result<LogEntry> {
         occurred_at: row.try_get("occurred_at")?,
         points: row.try_get("points")?,
         awards: parse_json(&row.try_get::<String, _>("awards")?, "events.awards")?,
-        raw: parse_json(&row.try_get::<String, _>("raw")?, "events.raw")?,
+        // The column's type proved it JSON: kept as text, not parsed.
+        raw: RawJson::from_json_text(row.try_get::<String, _>("raw")?),
         raw_truncated: row.try_get("raw_truncated")?,
-        mapped: optional_json(row.try_get("mapped")?, "events.mapped")?,
+        mapped: row
+            .try_get::<Option<String>, _>("mapped")?
+            .map(RawJson::from_json_text),
         trace: optional_json(row.try_get("trace")?, "events.trace")?,
         warnings: parse_json(&row.try_get::<String, _>("warnings")?, "events.warnings")?,
         seq: row.try_get("seq")?,

@@ -455,3 +455,99 @@ async fn a_bad_url_is_refused_without_echoing_it() {
     assert!(!error.to_string().contains("pa55word"));
     assert!(!error.is_unavailable());
 }
+
+/// The fast path decides on an unlocked read; a key claimed meanwhile by another transaction
+/// makes its write fail and the group is decided again under locks: a duplicate of the event
+/// that won, never a second acceptance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_taken_after_the_read_is_decided_again_under_locks() {
+    let store = common::connect(common::fresh_database().await).await;
+    let engine = engine(&store);
+    let (program, connector) = setup(&engine, Some(json!([]))).await;
+    let first = send(
+        &engine,
+        &connector,
+        &article("a-1", "ann@example.com", "sport", 5).to_string(),
+        false,
+    )
+    .await
+    .unwrap();
+    let member = first.results[0].member_id.clone().unwrap();
+    assert_eq!(store.commit_stats().fallbacks, 0);
+
+    // Another process's commit of "race", in flight: its key is claimed but not committed, so
+    // the store's read does not see it.
+    let pool = store.pool();
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO accepted_keys (connector_id, client_event_id, test, program_id, event_id) \
+         VALUES ($1, 'race', false, $2, 'evt_race')",
+    )
+    .bind(connector.as_str())
+    .bind(program.as_str())
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let delivery = {
+        let (engine, connector) = (engine.clone(), connector.clone());
+        tokio::spawn(async move {
+            send(
+                &engine,
+                &connector,
+                &article("race", "ann@example.com", "sport", 5).to_string(),
+                false,
+            )
+            .await
+        })
+    };
+    // Until the store's write waits for that key.
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sqlx::query(
+        "INSERT INTO events (program_id, id, seq, connector_id, status, client_event_id, \
+             member_id, test, received_at, occurred_at, points, awards, raw, raw_truncated, \
+             warnings) \
+         VALUES ($1, 'evt_race', nextval('loyalty_seq'), $2, 'accepted', 'race', $3, false, \
+             now(), now(), 0, '[]', '{}', false, '[]')",
+    )
+    .bind(program.as_str())
+    .bind(connector.as_str())
+    .bind(member.as_str())
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    other.commit().await.unwrap();
+
+    let response = delivery.await.unwrap().unwrap();
+    assert_eq!(response.results[0].status, ItemStatus::Duplicate);
+    assert_eq!(
+        response.results[0]
+            .original_event_id
+            .as_ref()
+            .map(EventId::as_str),
+        Some("evt_race")
+    );
+    assert_eq!(response.results[0].member_id.as_ref(), Some(&member));
+    assert_eq!(store.commit_stats().fallbacks, 1);
+    // Nothing of the lost attempt was written but its log entry, as a duplicate.
+    let accepted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE program_id = $1 AND client_event_id = 'race' \
+         AND status = 'accepted'",
+    )
+    .bind(program.as_str())
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(accepted, 1);
+}
