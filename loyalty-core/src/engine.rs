@@ -181,6 +181,8 @@ struct LoadedConnector {
     loaded_at: DateTime<Utc>,
     /// Recent mapping time per item, in microseconds.
     mapping_micros: AtomicU64,
+    /// A request is reloading this entry.
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 /// A request whose connector is found and whose authentication holds: ready for
@@ -512,7 +514,21 @@ impl Engine {
             if now - loaded.loaded_at < self.limits.connector_cache_ttl {
                 return Ok(loaded.clone());
             }
+            // Expired: one request reloads it while the others go on with the entry they
+            // have, so that an expiry under load costs one round of queries, not one each.
+            if loaded.refreshing.swap(true, Ordering::AcqRel) {
+                return Ok(loaded.clone());
+            }
         }
+        let reloaded = self.reload(id, now).await;
+        if reloaded.is_err() {
+            // Deleted elsewhere, or the store failed: nothing stale is kept.
+            self.forget(id);
+        }
+        reloaded
+    }
+
+    async fn reload(&self, id: &ConnectorId, now: DateTime<Utc>) -> Result<Arc<LoadedConnector>> {
         let connector = match self.store.get_connector(id).await? {
             Some(c) if !c.deleted => c,
             _ => return Err(Error::NotFound { what: "connector" }),
@@ -551,6 +567,7 @@ impl Engine {
             rules: Arc::new(RuleSet::new(rules)),
             loaded_at: now,
             mapping_micros: AtomicU64::new(mapping_micros),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
         });
         self.connectors
             .write()
