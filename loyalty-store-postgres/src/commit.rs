@@ -367,6 +367,30 @@ type MemberKey = (String, String);
 /// The members to enrol: each identifier's new member, whether it is a test member, and when.
 type Enrolments = BTreeMap<Identity, (MemberId, bool, DateTime<Utc>)>;
 
+/// A new member (id, test flag, enrolment time) for each identifier of an accepted item that
+/// has no member yet: the fast and the locked path decide enrolments alike.
+fn members_to_enrol(
+    slots: &[Slot<'_>],
+    accepted: &BTreeSet<usize>,
+    members: &HashMap<Identity, MemberId>,
+) -> Enrolments {
+    let mut enrolments = Enrolments::new();
+    for &index in accepted {
+        let slot = &slots[index];
+        let identity = slot.identity.as_ref().expect("a candidate");
+        if !members.contains_key(identity) {
+            enrolments.entry(identity.clone()).or_insert_with(|| {
+                (
+                    MemberId::generate(),
+                    slot.batch.test,
+                    slot.batch.received_at,
+                )
+            });
+        }
+    }
+    enrolments
+}
+
 /// One item of the merged batches, with what can be prepared before the transaction.
 struct Slot<'a> {
     batch: &'a CommitBatch,
@@ -464,20 +488,7 @@ async fn commit_slots(
         .collect();
 
     // Phase 3: the members of accepted items, enrolling the unknown ones (in identifier order).
-    let mut wanted: BTreeMap<Identity, (MemberId, bool, DateTime<Utc>)> = BTreeMap::new();
-    for &index in &accepted {
-        let slot = &slots[index];
-        let identity = slot.identity.as_ref().expect("a candidate");
-        if !members.contains_key(identity) {
-            wanted.entry(identity.clone()).or_insert_with(|| {
-                (
-                    MemberId::generate(),
-                    slot.batch.test,
-                    slot.batch.received_at,
-                )
-            });
-        }
-    }
+    let wanted = members_to_enrol(slots, &accepted, &members);
     if !wanted.is_empty() {
         members.extend(resolve_members(&mut tx, &wanted).await?);
         let unseen: BTreeSet<Identity> = wanted
@@ -805,20 +816,7 @@ async fn commit_fast(
         .collect();
 
     // Members to enrol: those of accepted items that have none.
-    let mut enrolled: Enrolments = BTreeMap::new();
-    for &index in &accepted {
-        let slot = &slots[index];
-        let identity = slot.identity.as_ref().expect("a candidate");
-        if !members.contains_key(identity) {
-            enrolled.entry(identity.clone()).or_insert_with(|| {
-                (
-                    MemberId::generate(),
-                    slot.batch.test,
-                    slot.batch.received_at,
-                )
-            });
-        }
-    }
+    let enrolled = members_to_enrol(slots, &accepted, &members);
     for (identity, (id, _, _)) in &enrolled {
         members.insert(identity.clone(), id.clone());
     }
