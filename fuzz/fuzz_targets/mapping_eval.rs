@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     let received = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
 
     let mut documents = vec![Document::parse(FIXED_DOCUMENT).expect("fixed document parses")];
-    if let Ok(body) = Document::parse_body(rest, 1000) {
+    if let Ok(body) = Document::parse_body(rest, 1000, &loyalty_core::mapping::Projection::Whole) {
         documents.extend(body.items.into_iter().take(4).map(|item| item.document));
     }
     for document in &documents {

@@ -184,7 +184,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The body, as the ingestion path handles it after authentication.
-    if let Ok(parsed) = Document::parse_body(body, 1000) {
+    if let Ok(parsed) = Document::parse_body(body, 1000, &loyalty_core::mapping::Projection::Whole) {
         let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
         assert_eq!(parsed.bulk, is_array);
         for item in &parsed.items {

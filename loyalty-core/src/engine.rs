@@ -623,8 +623,12 @@ impl Engine {
     /// [`AuthenticatedRequest::mapping_is_slow`]).
     pub fn map_items(&self, request: &AuthenticatedRequest, body: &[u8]) -> Result<CommitBatch> {
         let loaded = &request.loaded;
-        let body = Document::parse_body(body, self.limits.max_batch_items)
-            .map_err(|e| self.body_error(e))?;
+        let body = Document::parse_body(
+            body,
+            self.limits.max_batch_items,
+            loaded.mapping.projection(),
+        )
+        .map_err(|e| self.body_error(e))?;
         let started = Instant::now();
         let items = self.prepare(
             loaded,

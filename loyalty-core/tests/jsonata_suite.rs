@@ -10,7 +10,7 @@
 //! and we return nothing, or when an error `code` is expected and we fail with that code. A panic
 //! is a failure, counted apart.
 
-use loyalty_core::mapping::{Document, JsonataMapping, MappingLimits};
+use loyalty_core::mapping::{Document, JsonataMapping, Mapping, MappingLimits};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{self, AssertUnwindSafe};
@@ -492,4 +492,69 @@ fn escape_lone_surrogates(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The body parser builds only what a mapping can read (`Projection`). Over every case of the
+/// suite that has an input, the expression must give the same result on the projected
+/// document as on the whole one.
+#[test]
+fn projection_changes_no_result() {
+    let dir = suite_dir();
+    assert!(
+        dir.join("groups").is_dir(),
+        "the JSONata test suite is not at {} (see official_jsonata_suite)",
+        dir.display()
+    );
+    let hook = panic::take_hook();
+    panic::set_hook(Box::new(|_| {}));
+    let (mut compared, mut projected, mut mismatches) = (0, 0, Vec::new());
+    for case in load_cases(&dir) {
+        let (Ok(expr), Some(input)) = (&case.expr, &case.input) else {
+            continue;
+        };
+        let Ok(mapping) = JsonataMapping::compile(expr) else {
+            continue;
+        };
+        let text = input.to_string();
+        let (Ok(whole), Ok(part)) = (
+            Document::parse(text.as_bytes()),
+            Document::parse_projected(text.as_bytes(), mapping.projection()),
+        ) else {
+            continue;
+        };
+        compared += 1;
+        if !mapping.projection().is_whole() {
+            projected += 1;
+        }
+        let run = |document: &Document| {
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                mapping.evaluate_with_bindings(Some(document), &case.bindings, &case.limits)
+            }))
+        };
+        let same = match (run(&whole), run(&part)) {
+            (Ok(Ok(a)), Ok(Ok(b))) => match (&a, &b) {
+                (Some(a), Some(b)) => json_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            },
+            (Ok(Err(a)), Ok(Err(b))) => a.jsonata_code == b.jsonata_code,
+            // A timeout is the machine's, not the document's.
+            (Ok(Err(e)), _) | (_, Ok(Err(e))) if e.jsonata_code.as_deref() == Some("D1012") => true,
+            (Err(_), Err(_)) => true,
+            _ => false,
+        };
+        if !same {
+            mismatches.push(format!("{}: {}", case.name, clip(expr)));
+        }
+    }
+    panic::set_hook(hook);
+    eprintln!(
+        "projection: {compared} cases compared, {projected} read part of their input, {} differ",
+        mismatches.len()
+    );
+    for mismatch in &mismatches {
+        eprintln!("  {mismatch}");
+    }
+    assert!(compared > 1000, "only {compared} cases could be compared");
+    assert!(mismatches.is_empty(), "results changed under projection");
 }

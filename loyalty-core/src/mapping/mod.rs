@@ -6,6 +6,12 @@
 //! `Send + Sync` and shared; each item is evaluated by a fresh evaluator under limits of time,
 //! depth, sequence length and output size.
 
+mod document;
+pub mod projection;
+
+pub use document::{Body, BodyError, BodyItem, Document, JsonSyntaxError};
+pub use projection::Projection;
+
 use jsonata_core::evaluator::{Context, Evaluator, EvaluatorOptions};
 use jsonata_core::parser;
 use jsonata_core::value::JValue;
@@ -17,186 +23,6 @@ use std::time::Duration;
 
 /// The longest mapping expression accepted, in bytes.
 pub const MAX_MAPPING_SOURCE_BYTES: usize = 64 * 1024;
-
-/// A JSON document parsed once from the request body, in the mapping engine's own value type,
-/// so that no item goes through another JSON tree or back to text on its way into the mapping.
-/// It is not `Send`: parse, map and validate happen in one synchronous step.
-pub struct Document(JValue);
-
-impl Debug for Document {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Document(..)")
-    }
-}
-
-/// Why a body is not JSON, with the place of the fault.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JsonSyntaxError {
-    pub message: String,
-    pub line: usize,
-    pub column: usize,
-}
-
-/// A body split into items, each parsed for the mapping and kept as received for the log.
-#[derive(Debug)]
-pub struct Body<'a> {
-    /// The body was a JSON array (a bulk).
-    pub bulk: bool,
-    pub items: Vec<BodyItem<'a>>,
-}
-
-/// One item of a body.
-#[derive(Debug)]
-pub struct BodyItem<'a> {
-    pub document: Document,
-    /// The item's JSON text exactly as received.
-    pub raw: std::borrow::Cow<'a, str>,
-}
-
-/// Why a body was refused as a whole.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BodyError {
-    Syntax(JsonSyntaxError),
-    TooManyItems(usize),
-}
-
-impl Document {
-    /// Parses JSON text. Nesting is limited to 128 levels for any input, so a deeply nested
-    /// body is an error, not a stack overflow. Numbers beyond f64, invalid UTF-8 and lone
-    /// surrogates are errors too.
-    pub fn parse(bytes: &[u8]) -> Result<Document, JsonSyntaxError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(JsonSyntaxError {
-                message: "the body is empty".into(),
-                line: 1,
-                column: 1,
-            });
-        }
-        // jsonata-core's simd-json path is the fastest way into its value type, but it lets
-        // lone surrogates (`"\ud800"`) through: text that has a surrogate escape, or is not
-        // UTF-8, goes through serde_json, which refuses them and locates every error.
-        let parsed = match std::str::from_utf8(bytes) {
-            Ok(text) if !has_surrogate_escape(bytes) => JValue::from_json_str(text),
-            _ => serde_json::from_slice::<JValue>(bytes),
-        };
-        parsed.map(Document).map_err(|e| JsonSyntaxError {
-            message: strip_position(&e.to_string()),
-            line: e.line(),
-            column: e.column(),
-        })
-    }
-
-    /// Parses a request body: one object, or an array of items (at most `max_items`). Each
-    /// item's text is kept as received, so that the log shows what was sent and nothing is
-    /// serialized again.
-    pub fn parse_body(bytes: &[u8], max_items: usize) -> Result<Body<'_>, BodyError> {
-        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-        if first == Some(&b'[') {
-            // A first pass only finds the items' spans (and checks the whole syntax and
-            // nesting); each item is then parsed on its own.
-            let spans: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(bytes) {
-                Ok(spans) => spans,
-                Err(_) => return Err(BodyError::Syntax(Self::syntax_error(bytes))),
-            };
-            if spans.len() > max_items {
-                return Err(BodyError::TooManyItems(spans.len()));
-            }
-            let mut items = Vec::with_capacity(spans.len());
-            for span in spans {
-                let document = match Self::parse(span.get().as_bytes()) {
-                    Ok(document) => document,
-                    Err(_) => return Err(BodyError::Syntax(Self::syntax_error(bytes))),
-                };
-                items.push(BodyItem {
-                    document,
-                    raw: std::borrow::Cow::Borrowed(span.get()),
-                });
-            }
-            return Ok(Body { bulk: true, items });
-        }
-        let document = Self::parse(bytes).map_err(BodyError::Syntax)?;
-        // It parsed, so it is UTF-8.
-        let raw = std::str::from_utf8(bytes).unwrap_or_default().trim();
-        Ok(Body {
-            bulk: false,
-            items: vec![BodyItem {
-                document,
-                raw: std::borrow::Cow::Borrowed(raw),
-            }],
-        })
-    }
-
-    /// The located error of a body that does not parse as one JSON value.
-    fn syntax_error(bytes: &[u8]) -> JsonSyntaxError {
-        match Self::parse(bytes) {
-            Err(e) => e,
-            Ok(_) => JsonSyntaxError {
-                message: "the body is not valid JSON".into(),
-                line: 1,
-                column: 1,
-            },
-        }
-    }
-
-    /// From a value already parsed by serde_json (an admin's simulation payload), split like
-    /// a body.
-    pub fn items_of(
-        value: serde_json::Value,
-        max_items: usize,
-    ) -> Result<Body<'static>, BodyError> {
-        let (bulk, values) = match value {
-            serde_json::Value::Array(values) => (true, values),
-            other => (false, vec![other]),
-        };
-        if values.len() > max_items {
-            return Err(BodyError::TooManyItems(values.len()));
-        }
-        let items = values
-            .into_iter()
-            .map(|value| BodyItem {
-                raw: std::borrow::Cow::Owned(value.to_string()),
-                document: Document(JValue::from(value)),
-            })
-            .collect();
-        Ok(Body { bulk, items })
-    }
-
-    /// From a value already parsed by serde_json.
-    pub fn from_json(value: serde_json::Value) -> Document {
-        Document(JValue::from(value))
-    }
-
-    pub fn is_object(&self) -> bool {
-        matches!(self.0, JValue::Object(_))
-    }
-
-    /// The document as compact JSON text.
-    pub fn to_json_string(&self) -> String {
-        serde_json::to_string(&self.0).unwrap_or_else(|_| "null".into())
-    }
-
-    /// The document as a serde_json value (for mappings that are not JSONata).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.0).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// Whether the text has a `\uD800`–`\uDFFF` escape (any case).
-fn has_surrogate_escape(bytes: &[u8]) -> bool {
-    bytes.windows(4).any(|w| {
-        w[0] == b'\\'
-            && w[1] == b'u'
-            && (w[2] == b'd' || w[2] == b'D')
-            && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
-    })
-}
-
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message.to_owned(),
-    }
-}
 
 /// Limits on one evaluation.
 #[derive(Clone, Copy, Debug)]
@@ -244,6 +70,12 @@ pub trait Mapping: Send + Sync + Debug {
     /// The expression as the admin wrote it.
     fn source(&self) -> &str;
 
+    /// What the mapping can read of an item: the body parser builds only that.
+    fn projection(&self) -> &Projection {
+        static WHOLE: Projection = Projection::Whole;
+        &WHOLE
+    }
+
     /// Maps one item. Returns JSON `null` when the expression yields nothing.
     fn apply(
         &self,
@@ -257,6 +89,10 @@ pub trait Mapping: Send + Sync + Debug {
 pub struct JsonataMapping {
     source: Arc<str>,
     ast: Arc<jsonata_core::ast::AstNode>,
+    projection: Arc<Projection>,
+    /// The source can call `$pad` (it has the word): only then is the bounded override
+    /// registered, which costs a map insert per evaluation.
+    may_call_pad: bool,
 }
 
 impl Debug for JsonataMapping {
@@ -290,6 +126,8 @@ impl JsonataMapping {
         let ast = parser::parse(source).map_err(|e| compile_error(source, &e.to_string()))?;
         Ok(Self {
             source: source.into(),
+            projection: Arc::new(Projection::of(&ast)),
+            may_call_pad: source.contains("pad"),
             ast: Arc::new(ast),
         })
     }
@@ -333,9 +171,11 @@ impl JsonataMapping {
         // $pad allocates its whole result in one built-in call, which the timeout (checked
         // between steps) cannot interrupt: `$pad("", 1e9)` would take seconds and a gigabyte.
         // Ours is the same function, refusing widths beyond the output limit.
-        evaluator
-            .register_fn_override("pad", move |args: &[JValue]| bounded_pad(args, max_chars))
-            .expect("$pad is not a compiled built-in");
+        if self.may_call_pad {
+            evaluator
+                .register_fn_override("pad", move |args: &[JValue]| bounded_pad(args, max_chars))
+                .expect("$pad is not a compiled built-in");
+        }
         evaluator.evaluate(&self.ast, input).map_err(|e| {
             let message = e.to_string();
             MappingError {
@@ -349,6 +189,10 @@ impl JsonataMapping {
 impl Mapping for JsonataMapping {
     fn source(&self) -> &str {
         &self.source
+    }
+
+    fn projection(&self) -> &Projection {
+        &self.projection
     }
 
     fn apply(
@@ -426,8 +270,86 @@ fn bounded_pad(
 }
 
 /// The result as a serde_json value, refused when its JSON text would pass `limit` bytes.
-/// The size is counted by serializing into a writer that keeps nothing and stops at the limit.
+///
+/// Most results are small: they are converted in one pass that also bounds their text's size
+/// from above (strings as if every character were escaped). Only when that bound passes the
+/// limit is the exact size counted, by serializing into a writer that keeps nothing.
 fn bounded_json(value: &JValue, limit: usize) -> Result<serde_json::Value, MappingError> {
+    let mut budget = limit as isize;
+    match convert_within(value, &mut budget, 0) {
+        Some(converted) if budget >= 0 => Ok(converted),
+        _ => exactly_bounded_json(value, limit),
+    }
+}
+
+/// `value` as serde_json would serialize it (jsonata-core's `Serialize`: integers as
+/// integers, NaN and infinities as null, functions as ""), taking an upper bound of its text's
+/// size from `budget`. `None` as soon as the budget is spent, or past 64 levels of nesting
+/// (`$reduce` can nest a result far deeper than any stack: the exact path has no recursion
+/// limit of its own but grows its stack as it goes).
+fn convert_within(value: &JValue, budget: &mut isize, depth: usize) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    if depth > 64 {
+        return None;
+    }
+    // Upper bounds: a number's text is at most 24 bytes, a string's 6 per byte plus quotes.
+    let spend = |budget: &mut isize, bytes: usize| {
+        *budget -= bytes as isize;
+        (*budget >= 0).then_some(())
+    };
+    Some(match value {
+        JValue::Null | JValue::Undefined => {
+            spend(budget, 4)?;
+            Value::Null
+        }
+        JValue::Bool(b) => {
+            spend(budget, 5)?;
+            Value::Bool(*b)
+        }
+        JValue::Number(n) => {
+            spend(budget, 24)?;
+            if !n.is_finite() {
+                Value::Null
+            } else if n.fract() == 0.0 && *n >= i64::MIN as f64 && *n <= i64::MAX as f64 {
+                Value::from(*n as i64)
+            } else {
+                Value::from(*n)
+            }
+        }
+        JValue::String(s) => {
+            spend(budget, s.len() * 6 + 2)?;
+            Value::String(s.to_string())
+        }
+        JValue::Array(items) => {
+            spend(budget, 2 + items.len())?;
+            let mut out = Vec::with_capacity(items.len());
+            for item in items.iter() {
+                out.push(convert_within(item, budget, depth + 1)?);
+            }
+            Value::Array(out)
+        }
+        JValue::Object(fields) => {
+            spend(budget, 2 + fields.len())?;
+            let mut out = serde_json::Map::with_capacity(fields.len());
+            for (key, item) in fields.iter() {
+                spend(budget, key.len() * 6 + 3)?;
+                out.insert(key.clone(), convert_within(item, budget, depth + 1)?);
+            }
+            Value::Object(out)
+        }
+        JValue::Lambda(_) | JValue::Builtin { .. } | JValue::Regex { .. } => {
+            spend(budget, 2)?;
+            Value::String(String::new())
+        }
+        // Values only Python builds: the exact path handles them.
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
+}
+
+/// [`bounded_json`] with the exact size: serializing into a writer that keeps nothing and
+/// stops at the limit.
+fn exactly_bounded_json(value: &JValue, limit: usize) -> Result<serde_json::Value, MappingError> {
     struct Counter {
         written: usize,
         limit: usize,
@@ -577,6 +499,33 @@ mod tests {
         assert!(err.message.contains("output limit"), "{err:?}");
         assert_eq!(apply("$pad('ab', -5, '#')", "{}").unwrap(), "###ab");
         assert_eq!(apply("$pad('ab', 4)", "{}").unwrap(), "ab  ");
+    }
+
+    #[test]
+    fn results_convert_as_serde_would() {
+        let cases = [
+            r#"{"i": 42, "neg": -7, "f": 1.5, "big": 1e300, "t": true, "n": null, "s": "a\"b"}"#,
+            "[1, [2, [3]], {}, []]",
+            "$reduce([1..200], function($acc, $v){ [$acc] }, [])",
+            "{'f': function($x){ $x }, 'inf': 1/0 }",
+        ];
+        for source in cases {
+            let mapping = JsonataMapping::compile(source).unwrap();
+            let limits = MappingLimits::default();
+            let result = mapping
+                .run(Context::new(), &JValue::Undefined, &limits)
+                .unwrap_or(JValue::Null);
+            let exact = exactly_bounded_json(&result, limits.max_output_bytes);
+            assert_eq!(
+                bounded_json(&result, limits.max_output_bytes),
+                exact,
+                "{source}"
+            );
+        }
+        // Near the limit the exact size decides: 30 KB of text that could be 180 KB escaped.
+        let long = JValue::String("x".repeat(30_000).into());
+        assert!(bounded_json(&long, 64 * 1024).is_ok());
+        assert!(bounded_json(&long, 20_000).is_err());
     }
 
     #[test]
