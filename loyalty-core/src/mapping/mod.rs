@@ -6,6 +6,7 @@
 //! `Send + Sync` and shared; each item is evaluated by a fresh evaluator under limits of time,
 //! depth, sequence length and output size.
 
+mod direct;
 mod document;
 pub mod projection;
 
@@ -93,6 +94,8 @@ pub struct JsonataMapping {
     /// The source can call `$pad` (it has the word): only then is the bounded override
     /// registered, which costs a map insert per evaluation.
     may_call_pad: bool,
+    /// The mapping evaluated without jsonata-core, when it is in the direct subset.
+    direct: Option<Arc<direct::Template>>,
 }
 
 impl Debug for JsonataMapping {
@@ -128,6 +131,7 @@ impl JsonataMapping {
             source: source.into(),
             projection: Arc::new(Projection::of(&ast)),
             may_call_pad: source.contains("pad"),
+            direct: direct::Template::compile(&ast).map(Arc::new),
             ast: Arc::new(ast),
         })
     }
@@ -196,6 +200,28 @@ impl Mapping for JsonataMapping {
     }
 
     fn apply(
+        &self,
+        input: &Document,
+        limits: &MappingLimits,
+    ) -> Result<serde_json::Value, MappingError> {
+        if let Some(direct) = &self.direct {
+            if let Ok(result) = direct.evaluate(&input.0, limits.max_output_bytes) {
+                return Ok(result);
+            }
+        }
+        self.apply_with_jsonata_core(input, limits)
+    }
+}
+
+impl JsonataMapping {
+    /// Whether the mapping is in the subset evaluated without jsonata-core.
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// [`Mapping::apply`] by jsonata-core alone, never by the direct evaluator: the reference
+    /// the direct evaluator is tested against.
+    pub fn apply_with_jsonata_core(
         &self,
         input: &Document,
         limits: &MappingLimits,
@@ -287,7 +313,11 @@ fn bounded_json(value: &JValue, limit: usize) -> Result<serde_json::Value, Mappi
 /// size from `budget`. `None` as soon as the budget is spent, or past 64 levels of nesting
 /// (`$reduce` can nest a result far deeper than any stack: the exact path has no recursion
 /// limit of its own but grows its stack as it goes).
-fn convert_within(value: &JValue, budget: &mut isize, depth: usize) -> Option<serde_json::Value> {
+pub(super) fn convert_within(
+    value: &JValue,
+    budget: &mut isize,
+    depth: usize,
+) -> Option<serde_json::Value> {
     use serde_json::Value;
     if depth > 64 {
         return None;
