@@ -3,13 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(String);
+        // Shared text: an id is cloned into every log entry, ledger line and index that names
+        // it, and a clone is a reference count, not an allocation.
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// The prefix every generated id of this kind starts with.
@@ -18,13 +21,19 @@ macro_rules! id_type {
             /// A new id: a UUIDv7, so that ids sort in creation order within a process
             /// (rules of equal priority run in creation order) and still carry 74 random bits.
             pub fn generate() -> Self {
-                Self(format!("{}_{}", $prefix, uuid::Uuid::now_v7().simple()))
+                const AT: usize = $prefix.len() + 1;
+                let mut text = [0u8; AT + uuid::fmt::Simple::LENGTH];
+                text[..AT - 1].copy_from_slice($prefix.as_bytes());
+                text[AT - 1] = b'_';
+                uuid::Uuid::now_v7().simple().encode_lower(&mut text[AT..]);
+                // Prefix and hex digits: ASCII.
+                Self(Arc::from(std::str::from_utf8(&text).unwrap_or_default()))
             }
 
             /// Wraps an id read from a store or a URL. No check is made: an id that names
             /// nothing is simply not found.
             pub fn new(id: impl Into<String>) -> Self {
-                Self(id.into())
+                Self(Arc::from(id.into()))
             }
 
             pub fn as_str(&self) -> &str {
@@ -40,7 +49,7 @@ macro_rules! id_type {
 
         impl From<&str> for $name {
             fn from(id: &str) -> Self {
-                Self(id.to_owned())
+                Self(Arc::from(id))
             }
         }
     };
@@ -76,3 +85,24 @@ id_type!(
     LedgerEntryId,
     "led"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_carry_their_prefix_and_are_unique() {
+        let a = EventId::generate();
+        let b = EventId::generate();
+        assert!(a.as_str().starts_with("evt_"), "{a}");
+        assert_eq!(a.as_str().len(), 4 + 32);
+        assert!(a.as_str()[4..].bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        assert!(MemberId::generate().as_str().starts_with("mem_"));
+        // Wrapped and generated ids compare by text.
+        assert_eq!(EventId::new(a.as_str()), a);
+        assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{a}\""));
+        let back: EventId = serde_json::from_str(&format!("\"{a}\"")).unwrap();
+        assert_eq!(back, a);
+    }
+}

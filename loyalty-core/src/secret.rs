@@ -41,8 +41,12 @@ impl TokenHash {
 
     /// Constant-time: compares the hash of `presented` with this one.
     pub fn matches(&self, presented: &[u8]) -> bool {
-        let digest = hex::encode(Sha256::digest(presented));
-        digest.as_bytes().ct_eq(self.0.as_bytes()).into()
+        // Hex on the stack: this runs for every authenticated request.
+        let mut digest = [0u8; 64];
+        if hex::encode_to_slice(Sha256::digest(presented), &mut digest).is_err() {
+            return false;
+        }
+        digest.ct_eq(self.0.as_bytes()).into()
     }
 
     pub fn from_hex(hex: impl Into<String>) -> Self {

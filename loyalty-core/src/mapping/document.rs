@@ -218,29 +218,10 @@ fn parse_with_simd(bytes: &[u8], projection: &Projection) -> Option<JValue> {
         copy.clear();
         copy.extend_from_slice(bytes);
         let tape = simd_json::to_tape_with_buffers(copy, buffers).ok()?;
-        let nodes = tape.0.as_slice();
-        // The tape's depth is checked, not assumed: simd-json's limit and ours must agree.
-        if depth(nodes) > MAX_DEPTH || nodes.is_empty() {
-            return None;
-        }
-        build(nodes, 0, projection).map(|(value, _)| value)
+        // simd-json refused anything nested deeper than MAX_DEPTH (its buffers carry the
+        // limit; a test checks it agrees with serde_json's).
+        build(tape.0.as_slice(), 0, projection).map(|(value, _)| value)
     })
-}
-
-/// How deeply the tape's containers nest.
-fn depth(nodes: &[Node<'_>]) -> usize {
-    let mut open_until: Vec<usize> = Vec::new();
-    let mut deepest = 0;
-    for (at, node) in nodes.iter().enumerate() {
-        while open_until.last().is_some_and(|&end| end <= at) {
-            open_until.pop();
-        }
-        if let Node::Object { count, .. } | Node::Array { count, .. } = node {
-            open_until.push(at + count + 1);
-            deepest = deepest.max(open_until.len());
-        }
-    }
-    deepest
 }
 
 /// The index just past the value that starts at `at`.
