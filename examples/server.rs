@@ -57,8 +57,14 @@ async fn main() -> anyhow::Result<()> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     // One log line a request: written by a background thread, so that a request never waits
-    // on the terminal or a pipe. The guard flushes what is left when main returns.
-    let (writer, _log_guard) = tracing_appender::non_blocking(std::io::stdout());
+    // on the terminal or a pipe. The thread drains every line waiting, then flushes: buffered,
+    // a busy second's lines go out in a few writes instead of one system call each (that was
+    // a fifth of the server's CPU under load). The guard flushes what is left when main
+    // returns.
+    let (writer, _log_guard) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
+        64 * 1024,
+        std::io::stdout(),
+    ));
     if args.log_json {
         tracing_subscriber::fmt()
             .json()
