@@ -10,6 +10,7 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::fmt;
 
 /// The largest award of one rule for one event; keeps sums far from overflow.
 pub const MAX_AWARD_POINTS: i64 = 1_000_000_000_000;
@@ -217,18 +218,53 @@ impl Period {
 
     /// The key of the period holding `at`: `d2026-11-26`, `w2026-W48`, `m2026-11`, `y2026`, `lifetime`.
     pub fn key(self, at: DateTime<Utc>) -> String {
-        // Plain integer formatting: chrono's `format` parses its pattern on every call, and
-        // keys are built for every award.
-        match self {
-            Period::Day => format!("d{:04}-{:02}-{:02}", at.year(), at.month(), at.day()),
+        // Digits written by hand: keys are built for every limit of every event, and
+        // `format!` (let alone chrono's `format`, which parses its pattern each call) cost
+        // more than the rest of a rule's evaluation.
+        let mut key = String::with_capacity(11);
+        let (letter, year, rest): (char, i32, &[u32]) = match self {
+            Period::Day => ('d', at.year(), &[at.month(), at.day()]),
             Period::Week => {
                 let week = at.iso_week();
-                format!("w{:04}-W{:02}", week.year(), week.week())
+                key.push('w');
+                push_digits(&mut key, week.year(), 4);
+                key.push_str("-W");
+                push_digits(&mut key, week.week() as i32, 2);
+                return key;
             }
-            Period::Month => format!("m{:04}-{:02}", at.year(), at.month()),
-            Period::Year => format!("y{:04}", at.year()),
-            Period::Lifetime => "lifetime".into(),
+            Period::Month => ('m', at.year(), &[at.month()]),
+            Period::Year => ('y', at.year(), &[]),
+            Period::Lifetime => return "lifetime".into(),
+        };
+        key.push(letter);
+        push_digits(&mut key, year, 4);
+        for part in rest {
+            key.push('-');
+            push_digits(&mut key, *part as i32, 2);
         }
+        key
+    }
+}
+
+/// `value` in decimal, zero-padded to `width` digits (as `{:0width$}` would).
+fn push_digits(out: &mut String, value: i32, width: usize) {
+    if value < 0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 10];
+    let mut n = value.unsigned_abs();
+    let mut len = 0;
+    while n > 0 || len == 0 {
+        digits[len] = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+    }
+    let width = width.saturating_sub(usize::from(value < 0));
+    for _ in len..width {
+        out.push('0');
+    }
+    for digit in digits[..len].iter().rev() {
+        out.push(char::from(*digit));
     }
 }
 
@@ -435,7 +471,7 @@ fn evaluate_rule(
         }
     }
     if let Some(condition) = &rule.definition.condition {
-        check_condition(condition, event, "/conditions")?;
+        check_condition(condition, event, &ConditionPath::Root)?;
     }
     let mut points = points_for(&rule.definition.points, event)?;
     let mut note = None;
@@ -526,22 +562,56 @@ impl Condition {
 }
 
 /// Ok when the condition holds, else the description of the first leaf that failed.
+/// Where a condition sits in a rule (`/conditions/all/0/any/1`): written out only when it
+/// fails, as conditions are checked for every event.
+enum ConditionPath<'a> {
+    Root,
+    Child {
+        parent: &'a ConditionPath<'a>,
+        group: &'static str,
+        index: usize,
+    },
+}
+
+impl fmt::Display for ConditionPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConditionPath::Root => f.write_str("/conditions"),
+            ConditionPath::Child {
+                parent,
+                group,
+                index,
+            } => write!(f, "{parent}/{group}/{index}"),
+        }
+    }
+}
+
 fn check_condition(
     condition: &Condition,
     event: &CanonicalEvent,
-    path: &str,
+    path: &ConditionPath<'_>,
 ) -> Result<(), String> {
     match condition {
         Condition::All(children) => {
             for (index, child) in children.iter().enumerate() {
-                check_condition(child, event, &format!("{path}/all/{index}"))?;
+                let child_path = ConditionPath::Child {
+                    parent: path,
+                    group: "all",
+                    index,
+                };
+                check_condition(child, event, &child_path)?;
             }
             Ok(())
         }
         Condition::Any(children) => {
             let mut first_failure = None;
             for (index, child) in children.iter().enumerate() {
-                match check_condition(child, event, &format!("{path}/any/{index}")) {
+                let child_path = ConditionPath::Child {
+                    parent: path,
+                    group: "any",
+                    index,
+                };
+                match check_condition(child, event, &child_path) {
                     Ok(()) => return Ok(()),
                     Err(reason) => {
                         first_failure.get_or_insert(reason);
@@ -1295,6 +1365,27 @@ mod tests {
         assert_eq!(Period::Day.key(monday), "d2026-11-30");
         assert_eq!(Period::Month.key(monday), "m2026-11");
         assert_eq!(Period::Year.key(monday), "y2026");
+        // The hand-written digits agree with `format!` over years of days, ISO week-years
+        // that differ from the calendar year included.
+        let mut at = Utc.with_ymd_and_hms(1998, 12, 20, 12, 0, 0).unwrap();
+        for _ in 0..4000 {
+            let week = at.iso_week();
+            assert_eq!(
+                Period::Day.key(at),
+                format!("d{:04}-{:02}-{:02}", at.year(), at.month(), at.day())
+            );
+            assert_eq!(
+                Period::Week.key(at),
+                format!("w{:04}-W{:02}", week.year(), week.week())
+            );
+            assert_eq!(
+                Period::Month.key(at),
+                format!("m{:04}-{:02}", at.year(), at.month())
+            );
+            at += chrono::Duration::days(3);
+        }
+        let early = Utc.with_ymd_and_hms(7, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(Period::Year.key(early), "y0007");
     }
 
     #[test]

@@ -19,7 +19,12 @@ use loyalty_core::store::{
     new_member, settle_accepted, settle_duplicate, settle_unknown_member, CommitBatch, Store,
     StoreResult,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// foldhash, not SipHash: the maps are hashed several times for every event under the store's
+/// lock. foldhash seeds every map at random, so keys a sender chooses (event ids) cannot be
+/// made to collide on purpose.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::{Mutex, MutexGuard};
 
 /// The in-memory store.
@@ -35,7 +40,8 @@ struct State {
     rules: HashMap<RuleId, Rule>,
     members: HashMap<MemberId, Member>,
     identifiers: HashMap<(ProgramId, Identifier), MemberId>,
-    usage: HashMap<(MemberId, UsageKey), UsageCount>,
+    /// Per member, then per (rule, period): looked up without cloning any key.
+    usage: HashMap<MemberId, HashMap<UsageKey, UsageCount>>,
     /// The event log by position.
     events: BTreeMap<i64, LogEntry>,
     event_positions: HashMap<EventId, i64>,
@@ -66,12 +72,11 @@ impl State {
     }
 
     fn member_usage(&self, member: &MemberId, keys: &[UsageKey]) -> Usage {
+        let Some(usage) = self.usage.get(member) else {
+            return Usage::new();
+        };
         keys.iter()
-            .filter_map(|key| {
-                self.usage
-                    .get(&(member.clone(), key.clone()))
-                    .map(|count| (key.clone(), *count))
-            })
+            .filter_map(|key| usage.get(key).map(|count| (key.clone(), *count)))
             .collect()
     }
 }
@@ -254,7 +259,12 @@ impl Store for MemoryStore {
                     let (evaluation, entries_to_append) =
                         settle_accepted(&mut entry, candidate, &member_id, &batch.rules, &usage);
                     for (key, add) in evaluation.usage_increments {
-                        let count = state.usage.entry((member_id.clone(), key)).or_default();
+                        let count = state
+                            .usage
+                            .entry(member_id.clone())
+                            .or_default()
+                            .entry(key)
+                            .or_default();
                         count.count += add.count;
                         count.points += add.points;
                     }
@@ -453,7 +463,7 @@ impl Store for MemoryStore {
                         .identifiers
                         .remove(&(member.program_id.clone(), identifier));
                 }
-                state.usage.retain(|(m, _), _| *m != member_id);
+                state.usage.remove(&member_id);
                 state.activity.remove(&member_id);
                 counts.members += 1;
             }
@@ -463,7 +473,7 @@ impl Store for MemoryStore {
 }
 
 fn undo_usage(
-    usage: &mut HashMap<(MemberId, UsageKey), UsageCount>,
+    usage: &mut HashMap<MemberId, HashMap<UsageKey, UsageCount>>,
     member: &MemberId,
     rule: &RuleId,
     at: DateTime<Utc>,
@@ -487,7 +497,11 @@ fn undo_usage(
         .collect();
     apply_usage(&mut scratch, &increments);
     for (key, delta) in scratch {
-        let count = usage.entry((member.clone(), key)).or_default();
+        let count = usage
+            .entry(member.clone())
+            .or_default()
+            .entry(key)
+            .or_default();
         count.count += delta.count;
         count.points += delta.points;
     }
