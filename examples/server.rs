@@ -38,6 +38,10 @@ struct Args {
     /// Largest PostgreSQL pool.
     #[arg(long, env = "LOYALTY_DB_MAX_CONNECTIONS", default_value_t = 16)]
     db_max_connections: u32,
+    /// PostgreSQL committer tasks (each keeps one connection and runs one transaction at a
+    /// time; see `PostgresOptions::committers`).
+    #[arg(long, env = "LOYALTY_DB_COMMITTERS", default_value_t = 2)]
+    db_committers: usize,
     /// Requests a second each connector may send (burst: twice that); 0 for no limit.
     #[arg(long, env = "LOYALTY_CONNECTOR_RATE_LIMIT", default_value_t = 0)]
     connector_rate_limit: u32,
@@ -94,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => {
             let options = loyalty::store_postgres::PostgresOptions {
                 max_connections: args.db_max_connections,
+                committers: args.db_committers,
                 ..Default::default()
             };
             let store = loyalty::store_postgres::PostgresStore::connect(url, options)
