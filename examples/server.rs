@@ -76,8 +76,12 @@ async fn main() -> anyhow::Result<()> {
             .with_writer(writer)
             .init();
     } else {
+        // Colours only for a terminal: a file or a pipe gets plain text (and the server saves
+        // the escape codes' formatting on every line).
+        use std::io::IsTerminal;
         tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::stdout().is_terminal())
             .with_writer(writer)
             .init();
     }
