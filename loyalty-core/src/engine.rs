@@ -227,7 +227,8 @@ fn derived_client_event_id(connector: &ConnectorId, item_json: &str) -> String {
 
 fn raw_of(text: &str, limit: usize) -> (RawJson, bool) {
     if text.len() <= limit {
-        (RawJson::from_json_text(text.to_owned()), false)
+        // Straight into the shared text: one allocation and one copy.
+        (RawJson::from_json_text(text), false)
     } else {
         let mut end = limit;
         while !text.is_char_boundary(end) {
