@@ -4,11 +4,12 @@
 //!
 //! jsonata-core spends about 20,000 instructions evaluating such a mapping (a fresh
 //! evaluator, scopes, sequences, singleton unwrapping), most of the mapping's time. For this
-//! subset the result is plainly defined and computed here in a few hundred. The subset is
+//! subset the result is plainly defined and computed here in about a tenth of that, most of it
+//! the output's own allocations. The subset is
 //! chosen so that it never meets JSONata's subtle parts: a path that reaches an array (where
 //! sequences, flattening and singleton rules begin) gives up at run time, and the item is
-//! evaluated by jsonata-core as before. The JSONata suite and a property test check that both
-//! give the same results.
+//! evaluated by jsonata-core as before. A property test (`tests/mapping_properties.rs`) and the
+//! `mapping_eval` fuzz target check that both give the same results.
 
 use jsonata_core::ast::{AstNode, PathStep, UnaryOp};
 use jsonata_core::value::JValue;
