@@ -470,19 +470,14 @@ async fn commit_slots(
         .collect();
     let mut members = find_members(&mut tx, &lookups).await?;
 
-    // Phase 2: claim the keys, in key order. The claimant of a key is the first item that may
-    // be accepted; earlier items with the key are ignored (unknown member), later ones are its
-    // duplicates, as they would be one by one.
-    let mut claimants: BTreeMap<Key, usize> = BTreeMap::new();
-    let mut keys: BTreeSet<Key> = BTreeSet::new();
-    for (index, slot) in slots.iter().enumerate() {
-        if let (Some(key), Some(identity)) = (&slot.key, &slot.identity) {
-            keys.insert(key.clone());
-            if slot.batch.enroll_unknown_members || members.contains_key(identity) {
-                claimants.entry(key.clone()).or_insert(index);
-            }
-        }
-    }
+    // Phase 2: claim the keys of the claimants (see `claimants`), in key order; every key is
+    // read, to find the owners of the others.
+    let keys: BTreeSet<Key> = slots
+        .iter()
+        .filter(|slot| slot.identity.is_some())
+        .filter_map(|slot| slot.key.clone())
+        .collect();
+    let claimants = claimants(slots, &members);
     let Claims {
         claimed,
         mut owners,
@@ -497,11 +492,7 @@ async fn commit_slots(
         }
         owners.extend(found);
     }
-    let accepted: BTreeSet<usize> = claimants
-        .iter()
-        .filter(|(key, _)| claimed.contains(*key))
-        .map(|(_, index)| *index)
-        .collect();
+    let accepted = accepted_items(&claimants, &claimed);
 
     // Phase 3: the members of accepted items, enrolling the unknown ones (in identifier order).
     let wanted = members_to_enrol(slots, &accepted, &members);
@@ -524,27 +515,13 @@ async fn commit_slots(
 
     // Phase 4: lock the members of accepted items, in member order, then read their usage,
     // which only a holder of the member's lock writes: the read is current.
-    let member_of = |index: usize| -> MemberKey {
-        let slot = &slots[index];
-        let member = &members[slot.identity.as_ref().expect("a candidate")];
-        (
-            slot.batch.program_id.as_str().to_owned(),
-            member.as_str().to_owned(),
-        )
-    };
+    let member_of = |index: usize| member_key(&slots[index], &members);
     let locked: BTreeSet<MemberKey> = accepted.iter().map(|&index| member_of(index)).collect();
     if !locked.is_empty() && lock_members(&mut tx, &locked).await? != locked.len() {
         // A member found above was purged since.
         return Err(PostgresStoreError::Conflict);
     }
-    let usage_keys: HashMap<usize, (MemberKey, Vec<UsageKey>)> = accepted
-        .iter()
-        .map(|&index| {
-            let slot = &slots[index];
-            let at = slot.candidate.expect("a candidate").occurred_at;
-            (index, (member_of(index), slot.batch.rules.usage_keys(at)))
-        })
-        .collect();
+    let usage_keys = usage_keys_of(slots, &accepted, member_of);
     let mut usage = read_usage(&mut tx, &usage_keys).await?;
     timings.read = lap(clock);
 
@@ -577,6 +554,55 @@ struct Decided {
     increments: BTreeMap<(MemberKey, UsageKey), UsageCount>,
     /// Each member's balance delta, and whether all its accepted items were test items.
     balances: BTreeMap<MemberKey, (i64, bool)>,
+}
+
+/// The claimant of each key: the first item with it that may be accepted (its batch enrols
+/// unknown members, or its member exists). Earlier items with the key are ignored (no
+/// member), later ones are its duplicates, as they would be one by one.
+fn claimants(slots: &[Slot<'_>], members: &HashMap<Identity, MemberId>) -> BTreeMap<Key, usize> {
+    let mut claimants = BTreeMap::new();
+    for (index, slot) in slots.iter().enumerate() {
+        if let (Some(key), Some(identity)) = (&slot.key, &slot.identity) {
+            if slot.batch.enroll_unknown_members || members.contains_key(identity) {
+                claimants.entry(key.clone()).or_insert(index);
+            }
+        }
+    }
+    claimants
+}
+
+/// The items accepted: the claimants of the keys claimed.
+fn accepted_items(claimants: &BTreeMap<Key, usize>, claimed: &BTreeSet<Key>) -> BTreeSet<usize> {
+    claimants
+        .iter()
+        .filter(|(key, _)| claimed.contains(*key))
+        .map(|(_, index)| *index)
+        .collect()
+}
+
+/// The (program, member) of a candidate item whose member is known.
+fn member_key(slot: &Slot<'_>, members: &HashMap<Identity, MemberId>) -> MemberKey {
+    let member = &members[slot.identity.as_ref().expect("a candidate")];
+    (
+        slot.batch.program_id.as_str().to_owned(),
+        member.as_str().to_owned(),
+    )
+}
+
+/// For each accepted item, its member and the usage keys its rules read at its time.
+fn usage_keys_of(
+    slots: &[Slot<'_>],
+    accepted: &BTreeSet<usize>,
+    member_of: impl Fn(usize) -> MemberKey,
+) -> HashMap<usize, (MemberKey, Vec<UsageKey>)> {
+    accepted
+        .iter()
+        .map(|&index| {
+            let slot = &slots[index];
+            let at = slot.candidate.expect("a candidate").occurred_at;
+            (index, (member_of(index), slot.batch.rules.usage_keys(at)))
+        })
+        .collect()
 }
 
 /// Settles every item, in order: a duplicate of an earlier owner or claimant, accepted (its
@@ -810,53 +836,27 @@ async fn commit_fast(
         mut members,
         usage: read_usage,
     } = state;
-    // The claimant of a key is the first item that may be accepted; it is accepted if no
-    // accepted event holds the key.
-    let mut claimants: BTreeMap<Key, usize> = BTreeMap::new();
-    for (index, slot) in slots.iter().enumerate() {
-        if let (Some(key), Some(identity)) = (&slot.key, &slot.identity) {
-            if slot.batch.enroll_unknown_members || members.contains_key(identity) {
-                claimants.entry(key.clone()).or_insert(index);
-            }
-        }
-    }
+    // A claimant (see `claimants`) is accepted if no accepted event holds its key.
+    let claimants = claimants(slots, &members);
     let claimed: BTreeSet<Key> = claimants
         .keys()
         .filter(|key| !owners.contains_key(*key))
         .cloned()
         .collect();
-    let accepted: BTreeSet<usize> = claimants
-        .iter()
-        .filter(|(key, _)| claimed.contains(*key))
-        .map(|(_, index)| *index)
-        .collect();
+    let accepted = accepted_items(&claimants, &claimed);
 
     // Members to enrol: those of accepted items that have none.
     let enrolled = members_to_enrol(slots, &accepted, &members);
     for (identity, (id, _, _)) in &enrolled {
         members.insert(identity.clone(), id.clone());
     }
-    let member_of = |index: usize| -> MemberKey {
-        let slot = &slots[index];
-        let member = &members[slot.identity.as_ref().expect("a candidate")];
-        (
-            slot.batch.program_id.as_str().to_owned(),
-            member.as_str().to_owned(),
-        )
-    };
+    let member_of = |index: usize| member_key(&slots[index], &members);
     let new_members: BTreeSet<MemberKey> = enrolled
         .iter()
         .map(|((program, _, _), (id, _, _))| (program.clone(), id.as_str().to_owned()))
         .collect();
     let locked: BTreeSet<MemberKey> = accepted.iter().map(|&index| member_of(index)).collect();
-    let usage_keys: HashMap<usize, (MemberKey, Vec<UsageKey>)> = accepted
-        .iter()
-        .map(|&index| {
-            let slot = &slots[index];
-            let at = slot.candidate.expect("a candidate").occurred_at;
-            (index, (member_of(index), slot.batch.rules.usage_keys(at)))
-        })
-        .collect();
+    let usage_keys = usage_keys_of(slots, &accepted, member_of);
     // What the decisions read, to be checked under the locks (a new member has no usage).
     let mut expected: BTreeMap<(MemberKey, UsageKey), UsageCount> = BTreeMap::new();
     for (member, keys) in usage_keys.values() {
