@@ -90,7 +90,7 @@ impl Template {
         if !matches!(root, JValue::Object(_)) {
             return Err(NeedsJsonata);
         }
-        let mut budget = limit as isize;
+        let mut budget = super::TextBudget::new(limit);
         let result = self.evaluate_in(root, &mut budget)?;
         Ok(result.unwrap_or(serde_json::Value::Null))
     }
@@ -98,32 +98,24 @@ impl Template {
     fn evaluate_in(
         &self,
         root: &JValue,
-        budget: &mut isize,
+        budget: &mut super::TextBudget,
     ) -> Result<Option<serde_json::Value>, NeedsJsonata> {
         use serde_json::Value;
-        let mut spend = |bytes: usize| {
-            *budget -= bytes as isize;
-            if *budget < 0 {
-                Err(NeedsJsonata)
-            } else {
-                Ok(())
-            }
-        };
         Ok(Some(match self {
             Template::String(s) => {
-                spend(s.len() * 6 + 2)?;
+                budget.string(s).ok_or(NeedsJsonata)?;
                 Value::String(s.clone())
             }
-            // Converted as jsonata-core's results are (integers as integers).
             Template::Number(n) => {
-                super::convert_within(&JValue::Number(*n), budget, 0).ok_or(NeedsJsonata)?
+                budget.number().ok_or(NeedsJsonata)?;
+                super::json_number(*n)
             }
             Template::Bool(b) => {
-                spend(5)?;
+                budget.bool().ok_or(NeedsJsonata)?;
                 Value::Bool(*b)
             }
             Template::Null => {
-                spend(4)?;
+                budget.null().ok_or(NeedsJsonata)?;
                 Value::Null
             }
             Template::Path(names) => {
@@ -145,21 +137,18 @@ impl Template {
                 }
             }
             Template::Object(fields) => {
-                spend(2 + fields.len())?;
+                budget.container(fields.len()).ok_or(NeedsJsonata)?;
                 let mut object = serde_json::Map::with_capacity(fields.len());
                 for (key, template) in fields {
                     if let Some(value) = template.evaluate_in(root, budget)? {
-                        *budget -= (key.len() * 6 + 3) as isize;
+                        budget.key(key).ok_or(NeedsJsonata)?;
                         object.insert(key.clone(), value);
                     }
-                }
-                if *budget < 0 {
-                    return Err(NeedsJsonata);
                 }
                 Value::Object(object)
             }
             Template::Array(items) => {
-                spend(2 + items.len())?;
+                budget.container(items.len()).ok_or(NeedsJsonata)?;
                 let mut array = Vec::with_capacity(items.len());
                 for template in items {
                     // Undefined items vanish; no item here is a sequence to flatten (paths

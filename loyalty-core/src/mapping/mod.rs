@@ -301,57 +301,101 @@ fn bounded_pad(
 /// from above (strings as if every character were escaped). Only when that bound passes the
 /// limit is the exact size counted, by serializing into a writer that keeps nothing.
 fn bounded_json(value: &JValue, limit: usize) -> Result<serde_json::Value, MappingError> {
-    let mut budget = limit as isize;
+    let mut budget = TextBudget::new(limit);
     match convert_within(value, &mut budget, 0) {
-        Some(converted) if budget >= 0 => Ok(converted),
-        _ => exactly_bounded_json(value, limit),
+        Some(converted) => Ok(converted),
+        None => exactly_bounded_json(value, limit),
+    }
+}
+
+/// An upper bound on the JSON text of a value being built, taken from a limit: a string's text
+/// is at most 6 bytes a byte plus its quotes (every byte escaped), a number's 24. Each method
+/// is `None` once the limit is passed. Shared by [`convert_within`] and the direct evaluator,
+/// so that both bound a result the same way.
+pub(super) struct TextBudget(isize);
+
+impl TextBudget {
+    pub(super) fn new(limit: usize) -> Self {
+        Self(limit as isize)
+    }
+
+    fn take(&mut self, bytes: usize) -> Option<()> {
+        self.0 -= bytes as isize;
+        (self.0 >= 0).then_some(())
+    }
+
+    pub(super) fn null(&mut self) -> Option<()> {
+        self.take(4)
+    }
+
+    pub(super) fn bool(&mut self) -> Option<()> {
+        self.take(5)
+    }
+
+    pub(super) fn number(&mut self) -> Option<()> {
+        self.take(24)
+    }
+
+    pub(super) fn string(&mut self, text: &str) -> Option<()> {
+        self.take(text.len() * 6 + 2)
+    }
+
+    /// An object's key with its colon.
+    pub(super) fn key(&mut self, key: &str) -> Option<()> {
+        self.take(key.len() * 6 + 3)
+    }
+
+    /// Brackets and commas of an array or object of `items`.
+    pub(super) fn container(&mut self, items: usize) -> Option<()> {
+        self.take(2 + items)
+    }
+}
+
+/// A number as jsonata-core's `Serialize` writes it: integers as integers, NaN and infinities
+/// as null.
+pub(super) fn json_number(n: f64) -> serde_json::Value {
+    if !n.is_finite() {
+        serde_json::Value::Null
+    } else if n.fract() == 0.0 && n >= i64::MIN as f64 && n <= i64::MAX as f64 {
+        serde_json::Value::from(n as i64)
+    } else {
+        serde_json::Value::from(n)
     }
 }
 
 /// `value` as serde_json would serialize it (jsonata-core's `Serialize`: integers as
-/// integers, NaN and infinities as null, functions as ""), taking an upper bound of its text's
-/// size from `budget`. `None` as soon as the budget is spent, or past 64 levels of nesting
-/// (`$reduce` can nest a result far deeper than any stack: the exact path has no recursion
-/// limit of its own but grows its stack as it goes).
+/// integers, NaN and infinities as null, functions as ""), its text's size taken from
+/// `budget`. `None` as soon as the budget is spent, or past 64 levels of nesting (`$reduce`
+/// can nest a result far deeper than any stack: the exact path has no recursion limit of its
+/// own but grows its stack as it goes).
 pub(super) fn convert_within(
     value: &JValue,
-    budget: &mut isize,
+    budget: &mut TextBudget,
     depth: usize,
 ) -> Option<serde_json::Value> {
     use serde_json::Value;
     if depth > 64 {
         return None;
     }
-    // Upper bounds: a number's text is at most 24 bytes, a string's 6 per byte plus quotes.
-    let spend = |budget: &mut isize, bytes: usize| {
-        *budget -= bytes as isize;
-        (*budget >= 0).then_some(())
-    };
     Some(match value {
         JValue::Null | JValue::Undefined => {
-            spend(budget, 4)?;
+            budget.null()?;
             Value::Null
         }
         JValue::Bool(b) => {
-            spend(budget, 5)?;
+            budget.bool()?;
             Value::Bool(*b)
         }
         JValue::Number(n) => {
-            spend(budget, 24)?;
-            if !n.is_finite() {
-                Value::Null
-            } else if n.fract() == 0.0 && *n >= i64::MIN as f64 && *n <= i64::MAX as f64 {
-                Value::from(*n as i64)
-            } else {
-                Value::from(*n)
-            }
+            budget.number()?;
+            json_number(*n)
         }
         JValue::String(s) => {
-            spend(budget, s.len() * 6 + 2)?;
+            budget.string(s)?;
             Value::String(s.to_string())
         }
         JValue::Array(items) => {
-            spend(budget, 2 + items.len())?;
+            budget.container(items.len())?;
             let mut out = Vec::with_capacity(items.len());
             for item in items.iter() {
                 out.push(convert_within(item, budget, depth + 1)?);
@@ -359,16 +403,16 @@ pub(super) fn convert_within(
             Value::Array(out)
         }
         JValue::Object(fields) => {
-            spend(budget, 2 + fields.len())?;
+            budget.container(fields.len())?;
             let mut out = serde_json::Map::with_capacity(fields.len());
             for (key, item) in fields.iter() {
-                spend(budget, key.len() * 6 + 3)?;
+                budget.key(key)?;
                 out.insert(key.clone(), convert_within(item, budget, depth + 1)?);
             }
             Value::Object(out)
         }
         JValue::Lambda(_) | JValue::Builtin { .. } | JValue::Regex { .. } => {
-            spend(budget, 2)?;
+            budget.string("")?;
             Value::String(String::new())
         }
         // Values only Python builds: the exact path handles them.
