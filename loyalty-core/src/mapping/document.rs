@@ -76,11 +76,11 @@ impl Document {
                 column: 1,
             });
         }
-        // simd-json is the fastest way to check the text and find the fields, but it lets
-        // lone surrogates (`"\ud800"`) through: text that has a surrogate escape, is not
-        // UTF-8, or fails the fast path in any way goes through serde_json, which refuses
-        // what is wrong and says where.
-        if std::str::from_utf8(bytes).is_ok() && !has_surrogate_escape(bytes) {
+        // simd-json is the fastest way to check the text (UTF-8 included) and find the fields,
+        // but it lets lone surrogates (`"\ud800"`) through: text that has a surrogate escape,
+        // or fails the fast path in any way, goes through serde_json, which refuses what is
+        // wrong and says where.
+        if !has_surrogate_escape(bytes) {
             if let Some(value) = parse_with_simd(bytes, projection) {
                 return Ok(Document(value));
             }
