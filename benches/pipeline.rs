@@ -22,7 +22,7 @@ use loyalty::core::ids::{ConnectorId, ProgramId, RuleId};
 use loyalty::core::mapping::{Document, JsonataMapping, Mapping, MappingLimits};
 use loyalty::core::program::ProgramSpec;
 use loyalty::core::rules::{Rule, RuleSet, RuleSpec, Usage, UsageCount};
-use loyalty::core::testing::{article_connector_spec, SEED_MAPPING, TOKEN};
+use loyalty::core::testing::{article_connector_spec, seed_rule_spec, SEED_MAPPING, TOKEN};
 use loyalty::core::Engine;
 use loyalty::store_memory::MemoryStore;
 use serde_json::{json, Value};
@@ -280,17 +280,10 @@ async fn seeded_engine(counter: &AtomicU64) -> (Arc<Engine>, String) {
         .create_connector(&program.id, article_connector_spec())
         .await
         .unwrap();
-    let spec: RuleSpec = serde_json::from_value(json!({
-        "name": "Sport readers",
-        "connectorId": connector.id,
-        "conditions": {"all": [
-            {"tag": "theme", "op": "eq", "value": "sport"},
-            {"counter": "total", "op": "gte", "value": 5}]},
-        "points": {"fixed": 10},
-        "limits": [{"count": 1, "per": "day"}]
-    }))
-    .unwrap();
-    engine.create_rule(&program.id, spec).await.unwrap();
+    engine
+        .create_rule(&program.id, seed_rule_spec(&connector.id, 1))
+        .await
+        .unwrap();
     let connector = connector.id.as_str().to_owned();
     // Enrol every member first, so that the timed events are the steady state.
     let mut warm = Template::new(100, Utc::now() - Duration::minutes(1));

@@ -9,8 +9,7 @@
 use loyalty::core::clock::SystemClock;
 use loyalty::core::engine::IncomingRequest;
 use loyalty::core::program::ProgramSpec;
-use loyalty::core::rules::RuleSpec;
-use loyalty::core::testing::article_connector_spec;
+use loyalty::core::testing::{article_connector_spec, seed_rule_spec};
 use loyalty::core::Engine;
 use loyalty::store_memory::MemoryStore;
 use serde_json::json;
@@ -38,12 +37,9 @@ async fn main() -> anyhow::Result<()> {
     let connector = engine
         .create_connector(&program.id, article_connector_spec())
         .await?;
-    let rule: RuleSpec = serde_json::from_value(json!({
-        "name": "Sport readers", "connectorId": connector.id,
-        "conditions": {"all": [{"tag": "theme", "op": "eq", "value": "sport"}, {"counter": "total", "op": "gte", "value": 5}]},
-        "points": {"fixed": 10}, "limits": [{"count": 3, "per": "day"}]
-    }))?;
-    engine.create_rule(&program.id, rule).await?;
+    engine
+        .create_rule(&program.id, seed_rule_spec(&connector.id, 3))
+        .await?;
     // One template, with fixed-width digits patched per event: building the bodies costs a
     // copy each, so a profile of the whole run is the pipeline's.
     let mut template = payload.clone();

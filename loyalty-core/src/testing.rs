@@ -174,6 +174,21 @@ pub fn article_connector_spec() -> ConnectorSpec {
     .unwrap()
 }
 
+/// The seed rule of API.md on `connector`: 10 points for a sport article when `total >= 5`,
+/// at most `per_day` times a day.
+pub fn seed_rule_spec(connector: &ConnectorId, per_day: i64) -> RuleSpec {
+    serde_json::from_value(json!({
+        "name": "Sport readers",
+        "connectorId": connector,
+        "conditions": {"all": [
+            {"tag": "theme", "op": "eq", "value": "sport"},
+            {"counter": "total", "op": "gte", "value": 5}]},
+        "points": {"fixed": 10},
+        "limits": [{"count": per_day, "per": "day"}]
+    }))
+    .unwrap()
+}
+
 /// An "Article Read" payload as the seed scenario sends it.
 pub fn article(event_id: &str, email: &str, theme: &str, total: i64) -> Value {
     json!({

@@ -36,8 +36,7 @@ use loyalty_core::clock::SystemClock;
 use loyalty_core::engine::IncomingRequest;
 use loyalty_core::ledger::ItemStatus;
 use loyalty_core::program::ProgramSpec;
-use loyalty_core::rules::RuleSpec;
-use loyalty_core::testing::{article_connector_spec, TOKEN};
+use loyalty_core::testing::{article_connector_spec, seed_rule_spec, TOKEN};
 use loyalty_core::{Engine, Limits};
 use loyalty_store_postgres::{CommitStats, PostgresOptions, PostgresStore};
 use serde_json::{json, Value};
@@ -670,18 +669,8 @@ async fn main() {
         .create_connector(&program.id, article_connector_spec())
         .await
         .expect("connector");
-    let rule: RuleSpec = serde_json::from_value(json!({
-        "name": "Sport readers",
-        "connectorId": connector.id,
-        "conditions": {"all": [
-            {"tag": "theme", "op": "eq", "value": "sport"},
-            {"counter": "total", "op": "gte", "value": 5}]},
-        "points": {"fixed": 10},
-        "limits": [{"count": 1, "per": "day"}]
-    }))
-    .expect("rule");
     engine
-        .create_rule(&program.id, rule)
+        .create_rule(&program.id, seed_rule_spec(&connector.id, 1))
         .await
         .expect("create the rule");
     assert!(QUERY.ends_with(TOKEN));
