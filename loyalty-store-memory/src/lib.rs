@@ -42,8 +42,10 @@ struct State {
     identifiers: HashMap<(ProgramId, Identifier), MemberId>,
     /// Per member, then per (rule, period): looked up without cloning any key.
     usage: HashMap<MemberId, HashMap<UsageKey, UsageCount>>,
-    /// The event log by position.
-    events: BTreeMap<i64, LogEntry>,
+    /// The event log by position. Boxed: a B-tree appended to at its right end leaves its
+    /// nodes about half full, and a `LogEntry` is a few hundred bytes, so inline entries
+    /// would keep about as much empty node space as entries.
+    events: BTreeMap<i64, Box<LogEntry>>,
     event_positions: HashMap<EventId, i64>,
     ledger: BTreeMap<i64, LedgerEntry>,
     /// A member's events and ledger entries, by position.
@@ -299,7 +301,7 @@ impl Store for MemoryStore {
                 state.ledger.insert(position, line);
             }
             state.event_positions.insert(entry.id.clone(), entry.seq);
-            state.events.insert(entry.seq, entry.clone());
+            state.events.insert(entry.seq, Box::new(entry.clone()));
             entries.push(entry);
         }
         Ok(entries)
@@ -317,7 +319,7 @@ impl Store for MemoryStore {
             .events
             .range(..upper)
             .rev()
-            .map(|(_, e)| e)
+            .map(|(_, e)| &**e)
             .filter(|e| e.program_id == *program && filter.matches(e))
             .take(page.limit + 1)
             .cloned()
@@ -332,7 +334,7 @@ impl Store for MemoryStore {
             .get(id)
             .and_then(|p| state.events.get(p))
             .filter(|e| e.program_id == *program)
-            .cloned())
+            .map(|e| LogEntry::clone(e)))
     }
 
     async fn member_activity(
@@ -366,7 +368,7 @@ impl Store for MemoryStore {
                         state
                             .events
                             .get(p)
-                            .map(ActivityItem::of_event)
+                            .map(|e| ActivityItem::of_event(e))
                             .or_else(|| state.ledger.get(p).map(ActivityItem::of_ledger))
                     })
                     .collect()
