@@ -16,6 +16,8 @@ pub enum ApiError {
     Forbidden,
     #[error("no route for this path")]
     RouteNotFound,
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
     #[error("{0}")]
     BadRequest(String),
     #[error("the body is not valid JSON: {message}")]
@@ -49,6 +51,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) | ApiError::InvalidBody { .. } => StatusCode::BAD_REQUEST,
             ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -61,6 +64,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",
             ApiError::RouteNotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::InvalidBody { .. } => "invalid_json",
             ApiError::InvalidField { .. } => "validation_failed",

@@ -14,7 +14,6 @@ use crate::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::middleware;
-use axum::response::IntoResponse;
 use axum::Router;
 
 pub fn router(state: AppState) -> Router {
@@ -39,9 +38,7 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::RouteNotFound
 }
 
-async fn method_not_allowed() -> impl IntoResponse {
-    let mut response =
-        ApiError::BadRequest("this method is not allowed on this path".into()).into_response();
-    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    response
+/// axum adds the `Allow` header to what this returns.
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
