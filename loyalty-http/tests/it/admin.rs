@@ -141,6 +141,43 @@ async fn connectors() {
         .await;
     assert_eq!(read["mapping"], SEED_MAPPING);
     assert!(read["auth"].get("token").is_none());
+    // API.md's create body, word for word, with its six-character token.
+    let example = server
+        .ok(
+            Method::POST,
+            &base,
+            &admin,
+            Some(json!({
+                "name": "Article Read",
+                "eventType": "custom.basic",
+                "auth": {"type": "queryToken", "param": "token", "token": "s3cret"},
+                "mapping": SEED_MAPPING,
+                "testMode": false,
+                "maxEventAgeDays": 30
+            })),
+        )
+        .await;
+    let (status, response) = server
+        .send(
+            example["id"].as_str().unwrap(),
+            "?token=s3cret",
+            &[],
+            article("e-1", "ann@example.com", "sport", 5).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    let (status, problem) = server
+        .call(
+            Method::POST,
+            &base,
+            Some(&admin),
+            Some(json!({"name": "x", "eventType": "custom.basic", "auth": {"type": "queryToken", "token": ""}, "mapping": SEED_MAPPING})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["path"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("/auth/token"))
+    );
     // PUT without the token keeps it.
     let replaced = server
         .ok(
@@ -488,4 +525,27 @@ async fn members_activity_and_events() {
         (status, problem["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
+    // A known path with another method: 405, and the problem document says so too.
+    for (method, path) in [
+        (Method::PUT, "/v1/programs".to_owned()),
+        (Method::DELETE, format!("/v1/programs/{program}")),
+        (Method::GET, "/v1/incoming/con_x".to_owned()),
+    ] {
+        let (status, problem) = server.call(method, &path, Some(&admin), None).await;
+        assert_eq!(
+            (
+                status,
+                problem["status"].as_u64(),
+                problem["title"].as_str(),
+                problem["code"].as_str()
+            ),
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                Some(405),
+                Some("Method Not Allowed"),
+                Some("method_not_allowed")
+            ),
+            "{path}"
+        );
+    }
 }
