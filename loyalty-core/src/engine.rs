@@ -91,8 +91,9 @@ pub struct ItemResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_id: Option<MemberId>,
     pub points: i64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub awards: Vec<Award>,
+    /// For an accepted item, always (empty when no rule awarded): API.md's shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awards: Option<Vec<Award>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,7 +124,7 @@ impl IngestResponse {
                 client_event_id: entry.client_event_id,
                 member_id: entry.member_id,
                 points: entry.points,
-                awards: entry.awards,
+                awards: (entry.status == ItemStatus::Accepted).then_some(entry.awards),
                 reason: entry.reason,
                 error: entry.error,
             });
@@ -216,13 +217,74 @@ pub struct Engine {
     connectors: RwLock<HashMap<ConnectorId, Arc<LoadedConnector>>>,
 }
 
-/// A `clientEventId` for an item that names none: a hash of the connector and the item's JSON.
+/// A `clientEventId` for an item that names none: a hash of the connector and the item's JSON,
+/// in a canonical form (see `write_canonical`), so that the same payload re-serialised by its
+/// sender (other spacing, key order or escapes, `1.0` for `1`) is still a duplicate.
 fn derived_client_event_id(connector: &ConnectorId, item_json: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(connector.as_str().as_bytes());
     hasher.update(b"\n");
-    hasher.update(item_json.as_bytes());
+    // The body was checked already; should this parse fail anyway, the bytes stand in.
+    match serde_json::from_str::<serde_json::Value>(item_json) {
+        Ok(value) => {
+            let mut canonical = Vec::with_capacity(item_json.len());
+            write_canonical(&value, &mut canonical);
+            hasher.update(&canonical);
+        }
+        Err(_) => hasher.update(item_json.as_bytes()),
+    }
     format!("sha256:{}", &hex::encode(hasher.finalize())[..40])
+}
+
+/// Compact JSON with object keys sorted (by their UTF-8 bytes; the last of duplicate keys
+/// wins, as when parsed), strings escaped as serde_json escapes them, and numbers that are
+/// whole and exactly representable written as integers. Recursion is bounded by the parser's
+/// depth limit (128).
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(_) | Value::String(_) => {
+            serde_json::to_writer(&mut *out, value).expect("writing to memory")
+        }
+        Value::Number(number) => {
+            let text = match number.as_f64() {
+                Some(f)
+                    if !number.is_i64()
+                        && !number.is_u64()
+                        && f.fract() == 0.0
+                        && f.abs() < 9_007_199_254_740_992.0 =>
+                {
+                    (f as i64).to_string()
+                }
+                _ => number.to_string(),
+            };
+            out.extend_from_slice(text.as_bytes());
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (index, (key, item)) in entries.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key).expect("writing to memory");
+                out.push(b':');
+                write_canonical(item, out);
+            }
+            out.push(b'}');
+        }
+    }
 }
 
 fn raw_of(text: &str, limit: usize) -> (RawJson, bool) {
@@ -792,7 +854,8 @@ impl Engine {
                     continue;
                 }
             };
-            entry.occurred_at = event.occurred_at;
+            // DESIGN.md: a missing timestamp means the time received.
+            entry.occurred_at = Some(event.occurred_at.unwrap_or(received_at));
             entry.warnings = event.warnings.clone();
             let client_event_id = event
                 .client_event_id
@@ -1029,7 +1092,12 @@ impl Engine {
         program: &ProgramId,
         connector: &ConnectorId,
     ) -> Result<PurgeCounts> {
-        self.get_connector(program, connector).await?;
+        // A deleted connector's test data can still be purged: deleting a connector must not
+        // leave test points on balances for good.
+        match self.store.get_connector(connector).await? {
+            Some(c) if c.program_id == *program => {}
+            _ => return Err(Error::NotFound { what: "connector" }),
+        }
         Ok(self.store.purge_test_data(program, connector).await?)
     }
 }
@@ -1049,4 +1117,36 @@ fn page_request(limit: Option<usize>, cursor: Option<&str>) -> Result<PageReques
         })
         .transpose()?;
     Ok(PageRequest { limit, before })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_derived_client_event_id_ignores_how_the_payload_was_serialised() {
+        let connector = ConnectorId::new("con_a");
+        let id = |text: &str| derived_client_event_id(&connector, text);
+        let first = id(r#"{"user":{"email":"ann@example.com","age":30},"tags":["a","b"],"n":1}"#);
+        for same in [
+            "{ \"n\": 1, \"tags\": [\"a\", \"b\"],\n  \"user\": {\"age\": 30.0, \"email\": \"ann@example.com\"} }",
+            r#"{"user":{"age":3e1,"email":"ann\u0040example.com"},"tags":["a","b"],"n":1.0}"#,
+        ] {
+            assert_eq!(id(same), first, "{same}");
+        }
+        for other in [
+            r#"{"user":{"email":"ann@example.com","age":31},"tags":["a","b"],"n":1}"#,
+            r#"{"user":{"email":"ann@example.com","age":30},"tags":["b","a"],"n":1}"#,
+            r#"{"user":{"email":"ann@example.com","age":30},"tags":["a","b"],"n":1.5}"#,
+            r#"{"user":{"email":"ann@example.com","age":"30"},"tags":["a","b"],"n":1}"#,
+        ] {
+            assert_ne!(id(other), first, "{other}");
+        }
+        assert_ne!(
+            derived_client_event_id(&ConnectorId::new("con_b"), r#"{"n":1}"#),
+            id(r#"{"n":1}"#),
+            "the connector is part of the id"
+        );
+        assert!(first.starts_with("sha256:") && first.len() == 47);
+    }
 }

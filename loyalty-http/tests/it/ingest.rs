@@ -510,6 +510,41 @@ async fn test_events_and_purge() {
         again["results"][0]["status"], "accepted",
         "purged test ids can be sent again"
     );
+    // Deleting the connector leaves its test data purgeable (and its live data untouched).
+    let (status, _) = server
+        .call(
+            Method::DELETE,
+            &format!("/v1/programs/{program}/connectors/{cid}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let counts = server
+        .ok(
+            Method::POST,
+            &format!("/v1/programs/{program}/connectors/{cid}/purge"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        counts,
+        json!({"events": 1, "ledgerEntries": 1, "members": 0})
+    );
+    assert_eq!(
+        server.balance(&program, &admin, "ann@example.com").await,
+        Some(10)
+    );
+    let (status, _) = server
+        .call(
+            Method::POST,
+            &format!("/v1/programs/{program}/connectors/con_nope/purge"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
