@@ -75,7 +75,8 @@ pub async fn program_access(
     Ok(program)
 }
 
-/// Authorises a program route, then reads its JSON body (admin body limit).
+/// Authorises a program route, then reads its JSON body (admin body limit): an object to
+/// store (see `json_body`).
 pub async fn program_access_with_body<T: DeserializeOwned>(
     state: &AppState,
     headers: &HeaderMap,
@@ -87,9 +88,68 @@ pub async fn program_access_with_body<T: DeserializeOwned>(
     Ok((program, json_body(&bytes)?))
 }
 
+/// As `program_access_with_body`, for a body that is not stored (a simulation's payload may
+/// hold anything an ingested item may).
+pub async fn program_access_with_transient_body<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    program: String,
+    body: axum::body::Body,
+) -> ApiResult<(ProgramId, T)> {
+    let program = program_access(state, headers, program).await?;
+    let bytes = read_body(headers, body, state.config.max_admin_body_bytes).await?;
+    Ok((program, parse_body(&bytes)?))
+}
+
+/// Parses the JSON body of an object to store; a syntax error is 400 with line and column, a
+/// shape error is 422 with the JSON path of the field, and so is a NUL character anywhere in
+/// it: PostgreSQL's text cannot hold one, so no store takes one (an ingested item's raw JSON
+/// keeps its `\u0000` escapes as written).
+pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let value: serde_json::Value = parse_body(bytes)?;
+    if let Some(path) = nul_character_at(&value, &mut String::new()) {
+        return Err(ApiError::InvalidField {
+            path,
+            message: "NUL characters (\\u0000) are not allowed here".into(),
+        });
+    }
+    deserialize(value)
+}
+
+/// The JSON pointer of the first string or key with a NUL character.
+fn nul_character_at(value: &serde_json::Value, path: &mut String) -> Option<String> {
+    use serde_json::Value;
+    fn escaped(segment: &str) -> String {
+        segment.replace('~', "~0").replace('/', "~1")
+    }
+    match value {
+        Value::String(text) if text.contains('\0') => Some(path.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
+            let length = path.len();
+            path.push_str(&format!("/{index}"));
+            let found = nul_character_at(item, path);
+            path.truncate(length);
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let length = path.len();
+            path.push('/');
+            path.push_str(&escaped(key));
+            let found = if key.contains('\0') {
+                Some(path.clone())
+            } else {
+                nul_character_at(item, path)
+            };
+            path.truncate(length);
+            found
+        }),
+        _ => None,
+    }
+}
+
 /// Parses a JSON body; a syntax error is 400 with line and column, a shape error is 422 with
 /// the JSON path of the field.
-pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::InvalidBody {
             message: "the body is empty".into(),
@@ -103,6 +163,10 @@ pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
             line: e.line(),
             column: e.column(),
         })?;
+    deserialize(syntax)
+}
+
+fn deserialize<T: DeserializeOwned>(syntax: serde_json::Value) -> ApiResult<T> {
     serde_path_to_error::deserialize(syntax).map_err(|e| {
         let path = e.path().to_string();
         let pointer = if path == "." {

@@ -1,7 +1,9 @@
 //! `/v1/programs/{pid}/connectors`: CRUD, simulation, purge.
 
 use crate::error::ApiResult;
-use crate::extract::{program_access, program_access_with_body};
+use crate::extract::{
+    program_access, program_access_with_body, program_access_with_transient_body,
+};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -124,7 +126,7 @@ async fn simulate(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let (program_id, request): (_, SimulateBody) =
-        program_access_with_body(&state, &headers, program_id, body).await?;
+        program_access_with_transient_body(&state, &headers, program_id, body).await?;
     let response = state
         .engine
         .simulate(

@@ -549,3 +549,86 @@ async fn members_activity_and_events() {
         );
     }
 }
+
+/// PostgreSQL's text cannot hold a NUL character: objects to store and URLs with one are
+/// refused up front, with the same answer whatever the store.
+#[tokio::test]
+async fn nul_characters_are_refused_before_any_store_sees_them() {
+    let server = TestServer::start().await;
+    let (status, problem) = server
+        .call(
+            Method::POST,
+            "/v1/programs",
+            Some(ROOT),
+            Some(json!({"name": "nul\u{0}prog"})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str(), problem["path"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("validation_failed"),
+            Some("/name")
+        )
+    );
+    let (program, admin) = server.program().await;
+    let connector = server
+        .connector(&program, &admin, json!({"type": "queryToken"}))
+        .await;
+    let cid = connector["id"].as_str().unwrap();
+    let (status, problem) = server
+        .call(
+            Method::POST,
+            &format!("/v1/programs/{program}/rules"),
+            Some(&admin),
+            Some(json!({"name": "r", "connectorId": cid, "conditions": {"all": [{"tag": "a/\u{0}", "op": "exists"}]}, "points": {"fixed": 1}})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["path"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("/conditions/all/0/tag")
+        )
+    );
+    let (status, problem) = server
+        .call(
+            Method::GET,
+            &format!("/v1/programs/{program}/events?connectorId=con%00x"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+    for (method, path) in [
+        (
+            Method::GET,
+            format!("/v1/programs/{program}/members/mem%00x"),
+        ),
+        (
+            Method::GET,
+            format!("/v1/programs/{program}/events/evt%00x"),
+        ),
+        (Method::POST, "/v1/incoming/con%00x".to_owned()),
+    ] {
+        let (status, problem) = server.call(method, &path, Some(&admin), None).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{path}"
+        );
+    }
+    // A simulation stores nothing: its payload may hold what an ingested item may.
+    let simulated = server
+        .ok(
+            Method::POST,
+            &format!("/v1/programs/{program}/connectors/{cid}/simulate"),
+            &admin,
+            Some(json!({"payload": article("n-1", "ann@example.com", "sp\u{0}rt", 5)})),
+        )
+        .await;
+    assert_eq!(simulated["results"][0]["status"], "accepted");
+}
