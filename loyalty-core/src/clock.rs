@@ -14,11 +14,17 @@ pub trait Clock: Send + Sync + Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    /// Truncated to microseconds, the precision PostgreSQL keeps, so that every store
-    /// returns the same instants it was given.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now().trunc_subsecs(6)
+        stored_precision(Utc::now())
     }
+}
+
+/// Truncated to microseconds, the precision PostgreSQL keeps: every instant the engine stores
+/// (the clock's, an event's timestamp, a rule's window) goes through this, so that every store
+/// returns the instants it was given, and a response made before storing says what a later
+/// read will.
+pub fn stored_precision(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
 }
 
 /// A clock that only moves when told to: for tests.

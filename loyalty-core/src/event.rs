@@ -216,8 +216,13 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
-/// An ISO-8601 string (no zone means UTC) or integer epoch milliseconds.
+/// An event's timestamp: an ISO-8601 string (no zone means UTC) or integer epoch
+/// milliseconds, at the precision stores keep (see `clock::stored_precision`).
 pub fn parse_timestamp(value: &Value) -> Result<DateTime<Utc>, ItemError> {
+    parse_timestamp_exact(value).map(crate::clock::stored_precision)
+}
+
+fn parse_timestamp_exact(value: &Value) -> Result<DateTime<Utc>, ItemError> {
     let path = "/payload/timestamp";
     let expected = "expected an ISO-8601 date-time or integer epoch milliseconds";
     match value {
@@ -663,6 +668,11 @@ mod tests {
             "2021-02-25T15:02:10+00:00"
         );
         assert_eq!(at(json!("2021-02-25")), "2021-02-25T00:00:00+00:00");
+        // Kept to the microsecond, as stores keep it.
+        assert_eq!(
+            at(json!("2021-02-25T15:02:10.123456789Z")),
+            "2021-02-25T15:02:10.123456+00:00"
+        );
         assert!(parse_timestamp(&json!(true)).is_err());
     }
 

@@ -34,8 +34,16 @@ pub struct RuleSpec {
     pub priority: i32,
     #[serde(default)]
     pub stop_other_rules: bool,
+    #[serde(default, deserialize_with = "stored_instant")]
     pub active_from: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "stored_instant")]
     pub active_until: Option<DateTime<Utc>>,
+}
+
+fn stored_instant<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<DateTime<Utc>>, D::Error> {
+    Ok(Option::<DateTime<Utc>>::deserialize(deserializer)?.map(crate::clock::stored_precision))
 }
 
 /// A stored rule.

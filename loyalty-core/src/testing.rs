@@ -40,6 +40,7 @@ macro_rules! store_conformance_suite {
             activity_lists_events_and_ledger_newest_first,
             programs_are_isolated,
             connectors_and_rules_round_trip,
+            instants_come_back_as_given,
             balances_equal_ledger_sums
         );
     };
@@ -847,6 +848,43 @@ pub async fn programs_are_isolated(store: Arc<dyn Store>) {
     )
     .await;
     assert_ne!(b.member("ann@example.com").await, member);
+}
+
+/// Instants with more precision than a store keeps (nanoseconds; PostgreSQL keeps
+/// microseconds) are cut before they are stored: what a response says is what a later read says.
+pub async fn instants_come_back_as_given(store: Arc<dyn Store>) {
+    let f = Fixture::new(store, None).await;
+    let spec: RuleSpec = serde_json::from_value(json!({
+        "name": "Windowed",
+        "connectorId": f.connector.as_str(),
+        "points": {"fixed": 1},
+        "activeFrom": "2026-01-01T00:00:00.123456789Z",
+        "activeUntil": "2027-01-01T00:00:00.000000999Z"
+    }))
+    .unwrap();
+    let created = f.engine.create_rule(&f.program, spec).await.unwrap();
+    let read = f.engine.get_rule(&f.program, &created.id).await.unwrap();
+    assert_eq!(
+        (read.active_from, read.active_until),
+        (created.active_from, created.active_until)
+    );
+    assert_eq!(
+        created.active_from.unwrap().to_rfc3339(),
+        "2026-01-01T00:00:00.123456+00:00"
+    );
+    let mut item = article("e-1", "ann@example.com", "sport", 5);
+    item["timestamp"] = json!("2026-11-26T11:00:00.987654321Z");
+    let response = f.send(&item.to_string(), false).await;
+    assert_eq!(response.results[0].status, ItemStatus::Accepted);
+    let logged = f
+        .engine
+        .get_event(&f.program, &response.results[0].event_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        logged.occurred_at.unwrap().to_rfc3339(),
+        "2026-11-26T11:00:00.987654+00:00"
+    );
 }
 
 pub async fn connectors_and_rules_round_trip(store: Arc<dyn Store>) {
