@@ -40,7 +40,7 @@ macro_rules! store_conformance_suite {
             activity_lists_events_and_ledger_newest_first,
             programs_are_isolated,
             connectors_and_rules_round_trip,
-            instants_come_back_as_given,
+            what_is_stored_comes_back_as_written,
             balances_equal_ledger_sums
         );
     };
@@ -850,20 +850,36 @@ pub async fn programs_are_isolated(store: Arc<dyn Store>) {
     assert_ne!(b.member("ann@example.com").await, member);
 }
 
-/// Instants with more precision than a store keeps (nanoseconds; PostgreSQL keeps
-/// microseconds) are cut before they are stored: what a response says is what a later read says.
-pub async fn instants_come_back_as_given(store: Arc<dyn Store>) {
+/// A rule's conditions, points and limits come back as written, keys in their order; instants
+/// with more precision than a store keeps (nanoseconds; PostgreSQL keeps microseconds) are cut
+/// before they are stored: what a response says is what a later read says.
+pub async fn what_is_stored_comes_back_as_written(store: Arc<dyn Store>) {
     let f = Fixture::new(store, None).await;
     let spec: RuleSpec = serde_json::from_value(json!({
         "name": "Windowed",
         "connectorId": f.connector.as_str(),
-        "points": {"fixed": 1},
+        "conditions": {"any": [{"tag": "theme", "op": "eq", "value": "sport"},
+                               {"counter": "total", "op": "between", "min": 5, "max": 9}]},
+        "points": {"perCounter": {"counter": "total", "points": 3, "per": 2}},
+        "limits": [{"per": "day", "count": 2}, {"points": 100, "per": "week"}],
         "activeFrom": "2026-01-01T00:00:00.123456789Z",
         "activeUntil": "2027-01-01T00:00:00.000000999Z"
     }))
     .unwrap();
+    let written = |rule: &crate::rules::Rule| {
+        [&rule.conditions, &rule.points, &rule.limits].map(|v| v.to_string())
+    };
     let created = f.engine.create_rule(&f.program, spec).await.unwrap();
+    assert_eq!(
+        written(&created),
+        [
+            r#"{"any":[{"tag":"theme","op":"eq","value":"sport"},{"counter":"total","op":"between","min":5,"max":9}]}"#,
+            r#"{"perCounter":{"counter":"total","points":3,"per":2}}"#,
+            r#"[{"per":"day","count":2},{"points":100,"per":"week"}]"#
+        ]
+    );
     let read = f.engine.get_rule(&f.program, &created.id).await.unwrap();
+    assert_eq!(written(&read), written(&created));
     assert_eq!(
         (read.active_from, read.active_until),
         (created.active_from, created.active_until)

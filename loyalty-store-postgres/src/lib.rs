@@ -356,7 +356,7 @@ impl Store for PostgresStore {
         sqlx::query(
             "INSERT INTO rules (id, program_id, connector_id, name, conditions, points, limits, \
                  priority, stop_other_rules, active_from, active_until, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12, $13) \
+             VALUES ($1, $2, $3, $4, $5::json, $6::json, $7::json, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (id) DO UPDATE SET program_id = EXCLUDED.program_id, \
                  connector_id = EXCLUDED.connector_id, name = EXCLUDED.name, \
                  conditions = EXCLUDED.conditions, points = EXCLUDED.points, \
