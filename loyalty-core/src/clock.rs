@@ -19,10 +19,10 @@ impl Clock for SystemClock {
     }
 }
 
-/// Truncated to microseconds, the precision PostgreSQL keeps: every instant the engine stores
-/// (the clock's, an event's timestamp, a rule's window) goes through this, so that every store
-/// returns the instants it was given, and a response made before storing says what a later
-/// read will.
+/// Truncated to microseconds, the precision PostgreSQL keeps: the engine passes every instant
+/// it stores or compares with stored ones through this (its clock's, an event's timestamp, a
+/// rule's window, a log filter's bounds), so that every store returns the instants it was
+/// given, and a response made before storing says what a later read will.
 pub fn stored_precision(at: DateTime<Utc>) -> DateTime<Utc> {
     at.trunc_subsecs(6)
 }

@@ -1,7 +1,7 @@
 //! The engine: the operations an embedding program (or the HTTP layer) calls.
 
 use crate::auth::{Authenticated, RequestParts};
-use crate::clock::Clock;
+use crate::clock::{stored_precision, Clock};
 use crate::connector::{Connector, ConnectorSpec, ConnectorView};
 use crate::error::{Error, Result};
 use crate::event::{validate, ItemError};
@@ -237,9 +237,11 @@ fn derived_client_event_id(connector: &ConnectorId, item_json: &str) -> String {
 }
 
 /// Compact JSON with object keys sorted (by their UTF-8 bytes; the last of duplicate keys
-/// wins, as when parsed), strings escaped as serde_json escapes them, and numbers that are
-/// whole and exactly representable written as integers. Recursion is bounded by the parser's
-/// depth limit (128).
+/// wins, as when parsed), strings escaped as serde_json escapes them, and whole numbers written
+/// as integers. Recursion is bounded by the parser's depth limit (128).
+///
+/// Ids derived before this form (a hash of the raw bytes, until 2026-11-26) differ: an item
+/// accepted before that and resent after it is not recognised as a duplicate.
 fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
     use serde_json::Value;
     match value {
@@ -247,14 +249,16 @@ fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
             serde_json::to_writer(&mut *out, value).expect("writing to memory")
         }
         Value::Number(number) => {
+            // A whole f64 is an exact integer: written in digits, as the same number written
+            // without a fraction or an exponent is (`1e16`, `1.0e16`, `10000000000000000`).
             let text = match number.as_f64() {
                 Some(f)
                     if !number.is_i64()
                         && !number.is_u64()
                         && f.fract() == 0.0
-                        && f.abs() < 9_007_199_254_740_992.0 =>
+                        && f.abs() < 1e38 =>
                 {
-                    (f as i64).to_string()
+                    (f as i128).to_string()
                 }
                 _ => number.to_string(),
             };
@@ -322,8 +326,9 @@ impl Engine {
         &self.store
     }
 
+    /// The clock's time at the precision stores keep, whatever the clock.
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        stored_precision(self.clock.now())
     }
 
     // ---- programs ---------------------------------------------------------------------------
@@ -341,7 +346,7 @@ impl Engine {
                 .unwrap_or_else(|| DEFAULT_IDENTIFIER_KIND.into()),
             enroll_unknown_members: spec.enroll_unknown_members.unwrap_or(true),
             admin_token_hash: TokenHash::of(&token),
-            created_at: self.clock.now(),
+            created_at: self.now(),
         };
         self.store.insert_program(&program).await?;
         Ok((program, token))
@@ -379,7 +384,7 @@ impl Engine {
         let max_event_age_days = spec.check()?;
         JsonataMapping::compile(&spec.mapping).map_err(Error::InvalidMapping)?;
         let (auth, generated) = spec.auth_for(None)?;
-        let now = self.clock.now();
+        let now = self.now();
         let connector = Connector {
             id: ConnectorId::generate(),
             program_id: program.clone(),
@@ -399,8 +404,19 @@ impl Engine {
     }
 
     pub async fn get_connector(&self, program: &ProgramId, id: &ConnectorId) -> Result<Connector> {
+        match self.get_connector_including_deleted(program, id).await? {
+            c if !c.deleted => Ok(c),
+            _ => Err(Error::NotFound { what: "connector" }),
+        }
+    }
+
+    async fn get_connector_including_deleted(
+        &self,
+        program: &ProgramId,
+        id: &ConnectorId,
+    ) -> Result<Connector> {
         match self.store.get_connector(id).await? {
-            Some(c) if c.program_id == *program && !c.deleted => Ok(c),
+            Some(c) if c.program_id == *program => Ok(c),
             _ => Err(Error::NotFound { what: "connector" }),
         }
     }
@@ -439,7 +455,7 @@ impl Engine {
             test_mode: spec.test_mode,
             max_event_age_days,
             revision: current.revision + 1,
-            updated_at: self.clock.now(),
+            updated_at: self.now(),
             ..current
         };
         self.store.put_connector(&connector).await?;
@@ -455,7 +471,7 @@ impl Engine {
         }
         let connector = Connector {
             deleted: true,
-            updated_at: self.clock.now(),
+            updated_at: self.now(),
             revision: current.revision + 1,
             ..current
         };
@@ -491,7 +507,7 @@ impl Engine {
 
     pub async fn create_rule(&self, program: &ProgramId, spec: RuleSpec) -> Result<Rule> {
         let definition = self.rule_from_spec(program, &spec).await?;
-        let now = self.clock.now();
+        let now = self.now();
         let rule = Rule {
             id: RuleId::generate(),
             program_id: program.clone(),
@@ -502,8 +518,8 @@ impl Engine {
             limits: spec.limits,
             priority: spec.priority,
             stop_other_rules: spec.stop_other_rules,
-            active_from: spec.active_from,
-            active_until: spec.active_until,
+            active_from: spec.active_from.map(stored_precision),
+            active_until: spec.active_until.map(stored_precision),
             created_at: now,
             updated_at: now,
             definition,
@@ -545,9 +561,9 @@ impl Engine {
             limits: spec.limits,
             priority: spec.priority,
             stop_other_rules: spec.stop_other_rules,
-            active_from: spec.active_from,
-            active_until: spec.active_until,
-            updated_at: self.clock.now(),
+            active_from: spec.active_from.map(stored_precision),
+            active_until: spec.active_until.map(stored_precision),
+            updated_at: self.now(),
             definition,
             ..current.clone()
         };
@@ -567,7 +583,7 @@ impl Engine {
     // ---- ingestion ----------------------------------------------------------------------------
 
     async fn load(&self, id: &ConnectorId) -> Result<Arc<LoadedConnector>> {
-        let now = self.clock.now();
+        let now = self.now();
         if let Some(loaded) = self
             .connectors
             .read()
@@ -656,7 +672,7 @@ impl Engine {
         &self,
         request: &IncomingRequest<'_>,
     ) -> Result<AuthenticatedRequest> {
-        let received_at = self.clock.now();
+        let received_at = self.now();
         let loaded = self.load(&ConnectorId::new(request.connector_id)).await?;
         if request.body.len() > self.limits.max_body_bytes {
             return Err(Error::PayloadTooLarge {
@@ -871,7 +887,7 @@ impl Engine {
                     })
                 })
                 .unwrap_or_else(|| {
-                    // The fallback key hashes the item's JSON as received.
+                    // The fallback key hashes the item's JSON (its canonical form).
                     derived_client_event_id(&connector.id, &raw_text)
                 });
             entry.client_event_id = Some(client_event_id.clone());
@@ -890,7 +906,7 @@ impl Engine {
                     continue;
                 }
             };
-            let occurred_at = event.occurred_at.unwrap_or(received_at);
+            let occurred_at = entry.occurred_at.unwrap_or(received_at);
             items.push(PendingItem {
                 entry,
                 candidate: Some(Candidate {
@@ -927,7 +943,7 @@ impl Engine {
             None => loaded.mapping.as_ref(),
         };
         let test = test.unwrap_or(loaded.connector.test_mode);
-        let received_at = self.clock.now();
+        let received_at = self.now();
         let body = Document::items_of(payload, self.limits.max_batch_items)
             .map_err(|e| self.body_error(e))?;
         let items = self.prepare(
@@ -1094,10 +1110,8 @@ impl Engine {
     ) -> Result<PurgeCounts> {
         // A deleted connector's test data can still be purged: deleting a connector must not
         // leave test points on balances for good.
-        match self.store.get_connector(connector).await? {
-            Some(c) if c.program_id == *program => {}
-            _ => return Err(Error::NotFound { what: "connector" }),
-        }
+        self.get_connector_including_deleted(program, connector)
+            .await?;
         Ok(self.store.purge_test_data(program, connector).await?)
     }
 }
@@ -1141,6 +1155,16 @@ mod tests {
             r#"{"user":{"email":"ann@example.com","age":"30"},"tags":["a","b"],"n":1}"#,
         ] {
             assert_ne!(id(other), first, "{other}");
+        }
+        for (one, other) in [
+            (r#"{"n":-0}"#, r#"{"n":0}"#),
+            (r#"{"n":-0.0}"#, r#"{"n":0}"#),
+            (r#"{"n":1e16}"#, r#"{"n":10000000000000000}"#),
+            (r#"{"n":2.5e20}"#, r#"{"n":250000000000000000000}"#),
+            (r#"{"a":1,"a":2}"#, r#"{"a":2}"#),
+            (r#"{"s":"\u00e9\/"}"#, r#"{"s":"é/"}"#),
+        ] {
+            assert_eq!(id(one), id(other), "{one} vs {other}");
         }
         assert_ne!(
             derived_client_event_id(&ConnectorId::new("con_b"), r#"{"n":1}"#),

@@ -83,9 +83,7 @@ pub async fn program_access_with_body<T: DeserializeOwned>(
     program: String,
     body: axum::body::Body,
 ) -> ApiResult<(ProgramId, T)> {
-    let program = program_access(state, headers, program).await?;
-    let bytes = read_body(headers, body, state.config.max_admin_body_bytes).await?;
-    Ok((program, json_body(&bytes)?))
+    program_access_and_body(state, headers, program, body, json_body).await
 }
 
 /// As `program_access_with_body`, for a body that is not stored (a simulation's payload may
@@ -96,9 +94,19 @@ pub async fn program_access_with_transient_body<T: DeserializeOwned>(
     program: String,
     body: axum::body::Body,
 ) -> ApiResult<(ProgramId, T)> {
+    program_access_and_body(state, headers, program, body, parse_body).await
+}
+
+async fn program_access_and_body<T>(
+    state: &AppState,
+    headers: &HeaderMap,
+    program: String,
+    body: axum::body::Body,
+    parse: fn(&[u8]) -> ApiResult<T>,
+) -> ApiResult<(ProgramId, T)> {
     let program = program_access(state, headers, program).await?;
     let bytes = read_body(headers, body, state.config.max_admin_body_bytes).await?;
-    Ok((program, parse_body(&bytes)?))
+    Ok((program, parse(&bytes)?))
 }
 
 /// Parses the JSON body of an object to store; a syntax error is 400 with line and column, a
@@ -193,6 +201,21 @@ pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
+}
+
+/// An admin route's query string, decoded, once the caller is authorised: a NUL character is
+/// refused (400), as no id or filter holds one and PostgreSQL's text cannot.
+pub fn admin_query_pairs(query: Option<&str>) -> ApiResult<Vec<(String, String)>> {
+    let pairs = query_pairs(query);
+    if pairs
+        .iter()
+        .any(|(key, value)| key.contains('\0') || value.contains('\0'))
+    {
+        return Err(ApiError::BadRequest(
+            "a NUL character (%00) is not allowed in the query".into(),
+        ));
+    }
+    Ok(pairs)
 }
 
 /// The single value of a query parameter; given twice is an error.

@@ -86,7 +86,7 @@ fn schemas() -> Value {
         "AnyJson": {"description": "Any JSON object, or an array of them (a bulk)."},
         "Problem": object(json!({
             "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-            "code": {"type": "string", "description": "Stable machine code: unauthorized, forbidden, not_found, invalid_json, validation_failed, invalid_mapping, payload_too_large, batch_too_large, rate_limited, store_unavailable, internal_error"},
+            "code": {"type": "string", "description": "Stable machine code: unauthorized, forbidden, not_found, method_not_allowed, bad_request, invalid_json, validation_failed, invalid_mapping, payload_too_large, batch_too_large, rate_limited, store_unavailable, internal_error"},
             "detail": {"type": "string"}, "path": {"type": "string"}, "line": {"type": "integer"}, "column": {"type": "integer"}, "position": {"type": "integer"}
         })),
         "ProgramSpec": {"type": "object", "required": ["name"], "properties": {

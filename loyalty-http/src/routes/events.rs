@@ -2,7 +2,7 @@
 
 use super::members::limit_of;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{program_access, query_flag, query_pairs, query_value};
+use crate::extract::{admin_query_pairs, program_access, query_flag, query_value};
 use crate::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
@@ -23,7 +23,8 @@ fn time_of(pairs: &[(String, String)], name: &str) -> ApiResult<Option<DateTime<
     query_value(pairs, name)?
         .map(|t| {
             DateTime::parse_from_rfc3339(t)
-                .map(|t| t.with_timezone(&Utc))
+                // Compared with stored instants: at their precision, on every store.
+                .map(|t| loyalty_core::clock::stored_precision(t.with_timezone(&Utc)))
                 .map_err(|_| ApiError::InvalidField {
                     path: name.into(),
                     message: format!("{name} must be an RFC 3339 date-time"),
@@ -39,7 +40,7 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let program_id = program_access(&state, &headers, program_id).await?;
-    let pairs = query_pairs(query.as_deref());
+    let pairs = admin_query_pairs(query.as_deref())?;
     let status = query_value(&pairs, "status")?
         .map(|s| {
             ItemStatus::parse(s).ok_or_else(|| ApiError::InvalidField {

@@ -1,7 +1,7 @@
 //! `/v1/programs/{pid}/members`: lookup by identifier, profile, activity.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{program_access, query_pairs, query_value};
+use crate::extract::{admin_query_pairs, program_access, query_value};
 use crate::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
@@ -27,7 +27,7 @@ async fn find(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let program_id = program_access(&state, &headers, program_id).await?;
-    let pairs = query_pairs(query.as_deref());
+    let pairs = admin_query_pairs(query.as_deref())?;
     let kind = query_value(&pairs, "kind")?.unwrap_or("default");
     let value = query_value(&pairs, "value")?.ok_or_else(|| ApiError::InvalidField {
         path: "value".into(),
@@ -68,7 +68,7 @@ async fn activity(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let program_id = program_access(&state, &headers, program_id).await?;
-    let pairs = query_pairs(query.as_deref());
+    let pairs = admin_query_pairs(query.as_deref())?;
     let page = state
         .engine
         .member_activity(

@@ -1,7 +1,7 @@
 //! `/v1/programs/{pid}/rules`: CRUD of earning rules.
 
 use crate::error::ApiResult;
-use crate::extract::{program_access, program_access_with_body, query_pairs, query_value};
+use crate::extract::{admin_query_pairs, program_access, program_access_with_body, query_value};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -43,7 +43,7 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let program_id = program_access(&state, &headers, program_id).await?;
-    let pairs = query_pairs(query.as_deref());
+    let pairs = admin_query_pairs(query.as_deref())?;
     let connector = query_value(&pairs, "connectorId")?.map(ConnectorId::new);
     let rules = state
         .engine

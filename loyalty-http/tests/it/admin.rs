@@ -178,6 +178,29 @@ async fn connectors() {
         (status, problem["path"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("/auth/token"))
     );
+    for (auth, path) in [
+        (
+            json!({"type": "queryToken", "token": "t".repeat(513)}),
+            "/auth/token",
+        ),
+        (
+            json!({"type": "hubSignature", "secrets": ["s3cret", ""]}),
+            "/auth/secrets/1",
+        ),
+    ] {
+        let (status, problem) = server
+            .call(
+                Method::POST,
+                &base,
+                Some(&admin),
+                Some(json!({"name": "x", "eventType": "custom.basic", "auth": auth, "mapping": SEED_MAPPING})),
+            )
+            .await;
+        assert_eq!(
+            (status, problem["path"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(path))
+        );
+    }
     // PUT without the token keeps it.
     let replaced = server
         .ok(
@@ -591,18 +614,31 @@ async fn nul_characters_are_refused_before_any_store_sees_them() {
             Some("/conditions/all/0/tag")
         )
     );
+    // In a key too, with the pointer escaped (`/` as `~1`, `~` as `~0`).
     let (status, problem) = server
         .call(
-            Method::GET,
-            &format!("/v1/programs/{program}/events?connectorId=con%00x"),
+            Method::POST,
+            &format!("/v1/programs/{program}/rules"),
             Some(&admin),
-            None,
+            Some(json!({"name": "r", "connectorId": cid, "points": {"fixed": 1}, "conditions": {"all": [{"a/~\u{0}": 1}]}})),
         )
         .await;
+    assert_eq!(
+        (status, problem["path"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("/conditions/all/0/a~1~0\u{0}")
+        )
+    );
+    let events = format!("/v1/programs/{program}/events?connectorId=con%00x");
+    let (status, problem) = server.call(Method::GET, &events, Some(&admin), None).await;
     assert_eq!(
         (status, problem["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("bad_request"))
     );
+    // Only once the caller is known.
+    let (status, _) = server.call(Method::GET, &events, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     for (method, path) in [
         (
             Method::GET,

@@ -281,6 +281,33 @@ async fn bulk_with_mixed_statuses_and_duplicates() {
         statuses,
         ["accepted", "ignored", "duplicate", "rejected", "accepted"]
     );
+    // Accepted items carry their awards, none ([]) when the day's limit is used; others none.
+    let awards: Vec<Option<usize>> = response["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.get("awards").map(|a| a.as_array().unwrap().len()))
+        .collect();
+    assert_eq!(awards, [Some(1), None, None, None, Some(0)]);
+    // An event without a timestamp happened when it was received.
+    let mut untimed = article("b-6", "ann@example.com", "sport", 5);
+    untimed.as_object_mut().unwrap().remove("timestamp");
+    let (_, sent) = server
+        .send(cid, &format!("?token={TOKEN}"), &[], untimed.to_string())
+        .await;
+    let logged = server
+        .ok(
+            Method::GET,
+            &format!(
+                "/v1/programs/{program}/events/{}",
+                sent["results"][0]["eventId"].as_str().unwrap()
+            ),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(logged["status"], "accepted");
+    assert_eq!(logged["occurredAt"], logged["receivedAt"]);
     assert_eq!(
         (
             response["accepted"].as_i64(),
