@@ -7,7 +7,9 @@
 #   4. HTTP: bare axum vs the example server (memory store) for 1, 16 and 64 connections one
 #      event a request, bulks of 100, and each authentication scheme (query, header, hub);
 #   5. the same server on PostgreSQL (a fresh database) when DATABASE_URL is set or PostgreSQL
-#      answers on 127.0.0.1:5432, with a longer run that watches the server's RSS;
+#      answers on 127.0.0.1:5432, with a longer run that watches the server's RSS; then the
+#      store alone (examples/pg_ingest: single events at 16 and 64 tasks, bulks of 1000, and the
+#      plain set-based insert of the same rows, the database's limit);
 #   6. prints the ratios side by side and writes everything to target/bench-results/<stamp>/
 #      (and target/bench-results/latest).
 #
@@ -15,6 +17,7 @@
 # SOAK (s of the PostgreSQL memory run, default 60; 0 skips it), MEASURE (criterion
 # measurement s, default 3), PORT_BASE (default 18080), SKIP_PG=1, SKIP_HTTP=1,
 # KEEP_DB=1 (keep the benchmark database), DATABASE_URL (PostgreSQL server to use),
+# UPDATE_BENCHMARKS=1 (rewrite BENCHMARKS.md's script-output block with this run),
 # SERVER_LOG (the server's RUST_LOG, default info: one log line a request, as shipped).
 # All traffic stays on 127.0.0.1.
 set -euo pipefail
@@ -101,6 +104,11 @@ if ! cargo build --release --example server >"$OUT/logs/build-server.log" 2>&1; 
   note "WARNING: 'cargo build --release --example server' failed (see logs/build-server.log): the server runs are skipped."
 fi
 cargo bench --bench pipeline --no-run 2>&1 | tail -n 2
+HAVE_PG_INGEST=1
+if ! cargo build --release -p loyalty-store-postgres --example pg_ingest >"$OUT/logs/build-pg_ingest.log" 2>&1; then
+  HAVE_PG_INGEST=0
+  note "WARNING: the pg_ingest build failed (see logs/build-pg_ingest.log): the store-level PostgreSQL run is skipped."
+fi
 
 # ---- criterion --------------------------------------------------------------------------------
 say "criterion (warm-up 1 s, measurement ${MEASURE} s a bench)"
@@ -223,6 +231,12 @@ if [ "${SKIP_HTTP:-0}" != 1 ]; then
         --mode single --auth header
     fi
     stop "$SERVER_PID"
+    # The store alone, in the same run: single events at 16 and 64 tasks, bulks of 1000, and
+    # the plain set-based insert of the same rows (the database's limit), on a database of its own.
+    if [ "$HAVE_PG_INGEST" = 1 ]; then
+      say "PostgreSQL store alone (pg_ingest, ${DURATION} s a phase)"
+      "$EXAMPLES/pg_ingest" --url "$PG_BASE_URL" --duration "$DURATION" 2>&1 | tee "$OUT/pg_ingest.txt"
+    fi
   fi
 fi
 
@@ -306,9 +320,38 @@ if (memBest && bareBest) lines.push(`| HTTP single event, best of each | ${k(mem
 }
 if (bulk) lines.push(`| HTTP bulks of 100 in memory | ${k(bulk)} | 100,000 | ${ratio(bulk, 100000)} | >= 100,000 events/s | ${verdict(bulk >= 100000)} |`);
 const pg = Object.values(runs).filter((r) => r.label.startsWith('pg-'));
-if (pg.length) lines.push('', `PostgreSQL: best ${k(Math.max(...pg.map((r) => r.events_per_sec)))} events/s.`);
+if (pg.length) lines.push('', `PostgreSQL over HTTP: best ${k(Math.max(...pg.map((r) => r.events_per_sec)))} events/s.`);
+const ingest = read('pg_ingest.txt').split('\n').filter((l) => /^(single|bulk|limit|ratio)/.test(l));
+if (ingest.length) {
+  const rate = (prefix) => { const l = ingest.find((x) => x.startsWith(prefix)); const m = l && l.match(/: (\d+) events\/s/); return m ? Number(m[1]) : null; };
+  const single64 = rate('single, 64 tasks'), bulk1000 = rate('bulk of'), limit = rate('limit');
+  lines.push('', '### PostgreSQL store alone (pg_ingest, same run)', '', '| comparison | ours | other | ratio | floor | verdict |', '|---|---|---|---|---|---|');
+  lines.push(`| single events, 16 tasks | ${k(rate('single, 16 tasks'))} | — | — | — | — |`);
+  lines.push(`| single events, 64 tasks | ${k(single64)} | 10,000 | ${ratio(single64, 10000)} | >= 10,000 events/s | ${verdict(single64 == null ? null : single64 >= 10000)} |`);
+  lines.push(`| bulks of 1000 vs plain set-based insert of the same rows | ${k(bulk1000)} | ${k(limit)} | ${ratio(bulk1000, limit)} | >= 0.5x | ${verdict(bulk1000 && limit ? bulk1000 / limit >= 0.5 : null)} |`);
+}
 console.log(lines.join('\n'));
 EOF
 echo "loadavg_at_end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
+
+# ---- BENCHMARKS.md (UPDATE_BENCHMARKS=1) --------------------------------------------------------
+# Rewrites the block between the "script output" markers of BENCHMARKS.md with this run's machine
+# and summary; the prose around it (analysis, history) is written by hand.
+if [ "${UPDATE_BENCHMARKS:-0}" = 1 ]; then
+  node - "$OUT" "$ROOT/BENCHMARKS.md" <<'EOF'
+const fs = require('fs'), path = require('path');
+const [out, file] = process.argv.slice(2);
+const start = '<!-- script output: start -->', end = '<!-- script output: end -->';
+const text = fs.readFileSync(file, 'utf8');
+const a = text.indexOf(start), b = text.indexOf(end);
+if (a < 0 || b < a) { console.error(`BENCHMARKS.md has no "${start}" … "${end}" block`); process.exit(1); }
+const machine = fs.readFileSync(path.join(out, 'machine.txt'), 'utf8').trim();
+const summary = fs.readFileSync(path.join(out, 'summary.md'), 'utf8').trim();
+const fence = '`'.repeat(3);
+const block = [start, '', '`target/bench-results/' + path.basename(out) + '`', '', fence, machine, fence, '', summary, '', ''].join('\n');
+fs.writeFileSync(file, text.slice(0, a) + block + text.slice(b));
+console.log(`BENCHMARKS.md: script output block rewritten from ${out}`);
+EOF
+fi
 echo
 echo "raw results: $OUT"
