@@ -27,10 +27,12 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(ingest::router())
         .merge(ops::router())
-        .route_layer(middleware::from_fn_with_state(state.clone(), log_requests))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(refuse_nul_in_path))
+        // Outermost: every answer, the 404s and 405s included, has its request id and its log
+        // line (a route that matched is named by its pattern, anything else "unmatched").
+        .layer(middleware::from_fn_with_state(state.clone(), log_requests))
         // Bodies are read by `extract::read_body`, with our limits and problem answers.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

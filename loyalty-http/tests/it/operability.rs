@@ -200,3 +200,38 @@ async fn logs_never_hold_tokens_signatures_or_secrets() {
         assert!(!text.contains(secret));
     }
 }
+
+/// Every answer has a request id, the 404s and 405s of no route included; a request id a
+/// client sends (a safe one) comes back as it was sent.
+#[tokio::test]
+async fn every_answer_has_a_request_id() {
+    let server = TestServer::start().await;
+    for (method, path, expected) in [
+        (Method::GET, "/v1/programs", StatusCode::OK),
+        (Method::GET, "/v1/nothing-here", StatusCode::NOT_FOUND),
+        (Method::PUT, "/v1/programs", StatusCode::METHOD_NOT_ALLOWED),
+        (Method::GET, "/v1/programs/prg%00x", StatusCode::NOT_FOUND),
+    ] {
+        let response = server
+            .client
+            .request(method, server.url(path))
+            .bearer_auth(ROOT)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{path}");
+        let id = response
+            .headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert!(id.is_some_and(|id| id.len() >= 16), "{path}");
+    }
+    let response = server
+        .client
+        .get(server.url("/v1/nothing-here"))
+        .header("x-request-id", "client-chosen_1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "client-chosen_1");
+}
