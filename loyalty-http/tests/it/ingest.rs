@@ -232,7 +232,9 @@ async fn standard_webhooks_and_replays() {
     let old = now - 301;
     let (status, _) = send(headers("msg_2", old, sign("msg_2", old))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "outside the tolerance");
-    let future = now + 301;
+    // A margin: `now` is floored to the second and the request takes its time, so a timestamp
+    // just past the tolerance could fall back inside it by the time the server reads its clock.
+    let future = now + 310;
     let (status, _) = send(headers("msg_2", future, sign("msg_2", future))).await;
     assert_eq!(
         status,
@@ -695,4 +697,71 @@ async fn simulate_with_and_without_a_candidate_mapping() {
         server.balance(&program, &admin, "bob@example.com").await,
         None
     );
+}
+
+/// A website or a tag manager posts from a browser: the endpoint answers its CORS preflight,
+/// whatever the token header the connector chose, and its answers may be read cross-origin.
+/// The admin routes do not.
+#[tokio::test]
+async fn browsers_may_post_events_cross_origin() {
+    let server = TestServer::start().await;
+    let (program, admin) = server.program().await;
+    let connector = server
+        .connector(
+            &program,
+            &admin,
+            json!({"type": "headerToken", "header": "X-Api-Key", "token": TOKEN}),
+        )
+        .await;
+    let cid = connector["id"].as_str().unwrap();
+    let preflight = server
+        .client
+        .request(Method::OPTIONS, server.url(&format!("/v1/incoming/{cid}")))
+        .header("origin", "https://shop.example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type,x-api-key")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert!(headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    assert!(headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase()
+        .contains("x-api-key"));
+    let posted = server
+        .client
+        .post(server.url(&format!("/v1/incoming/{cid}")))
+        .header("origin", "https://shop.example.com")
+        .header("content-type", "application/json")
+        .header("x-api-key", TOKEN)
+        .body(article("c-1", "ann@example.com", "sport", 5).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::OK);
+    assert_eq!(posted.headers()["access-control-allow-origin"], "*");
+    assert!(posted.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("x-request-id"));
+    // The admin API gives a browser on another origin nothing.
+    let admin_preflight = server
+        .client
+        .request(Method::OPTIONS, server.url("/v1/programs"))
+        .header("origin", "https://shop.example.com")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(admin_preflight
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
 }
