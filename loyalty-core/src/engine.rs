@@ -522,6 +522,7 @@ impl Engine {
     }
 
     pub async fn create_rule(&self, program: &ProgramId, spec: RuleSpec) -> Result<Rule> {
+        let spec = spec.at_stored_precision();
         let definition = self.rule_from_spec(program, &spec).await?;
         let now = self.now();
         let rule = Rule {
@@ -534,8 +535,8 @@ impl Engine {
             limits: spec.limits,
             priority: spec.priority,
             stop_other_rules: spec.stop_other_rules,
-            active_from: spec.active_from.map(stored_precision),
-            active_until: spec.active_until.map(stored_precision),
+            active_from: spec.active_from,
+            active_until: spec.active_until,
             created_at: now,
             updated_at: now,
             definition,
@@ -568,6 +569,7 @@ impl Engine {
         spec: RuleSpec,
     ) -> Result<Rule> {
         let current = self.get_rule(program, id).await?;
+        let spec = spec.at_stored_precision();
         let definition = self.rule_from_spec(program, &spec).await?;
         let rule = Rule {
             connector_id: spec.connector_id,
@@ -577,8 +579,8 @@ impl Engine {
             limits: spec.limits,
             priority: spec.priority,
             stop_other_rules: spec.stop_other_rules,
-            active_from: spec.active_from.map(stored_precision),
-            active_until: spec.active_until.map(stored_precision),
+            active_from: spec.active_from,
+            active_until: spec.active_until,
             updated_at: self.now(),
             definition,
             ..current.clone()
@@ -1108,7 +1110,13 @@ impl Engine {
     ) -> Result<Page<LogEntry>> {
         self.get_program(program).await?;
         let page = page_request(limit, cursor)?;
-        Ok(self.store.list_events(program, filter, page).await?)
+        // The bounds are compared with stored instants: at their precision, on every store.
+        let filter = EventFilter {
+            since: filter.since.map(stored_precision),
+            until: filter.until.map(stored_precision),
+            ..filter.clone()
+        };
+        Ok(self.store.list_events(program, &filter, page).await?)
     }
 
     pub async fn get_event(&self, program: &ProgramId, id: &EventId) -> Result<LogEntry> {

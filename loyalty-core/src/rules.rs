@@ -34,16 +34,8 @@ pub struct RuleSpec {
     pub priority: i32,
     #[serde(default)]
     pub stop_other_rules: bool,
-    #[serde(default, deserialize_with = "stored_instant")]
     pub active_from: Option<DateTime<Utc>>,
-    #[serde(default, deserialize_with = "stored_instant")]
     pub active_until: Option<DateTime<Utc>>,
-}
-
-fn stored_instant<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> std::result::Result<Option<DateTime<Utc>>, D::Error> {
-    Ok(Option::<DateTime<Utc>>::deserialize(deserializer)?.map(crate::clock::stored_precision))
 }
 
 /// A stored rule.
@@ -68,6 +60,15 @@ pub struct Rule {
 }
 
 impl RuleSpec {
+    /// The spec with its window at the precision stores keep (see `clock::stored_precision`),
+    /// before anything is checked or stored: however it was built, what is checked is what
+    /// is stored.
+    pub fn at_stored_precision(mut self) -> Self {
+        self.active_from = self.active_from.map(crate::clock::stored_precision);
+        self.active_until = self.active_until.map(crate::clock::stored_precision);
+        self
+    }
+
     /// Compiles the written parts; every error names its JSON path.
     pub fn compile(&self) -> Result<RuleDefinition> {
         crate::program::check_name(&self.name, "/name")?;

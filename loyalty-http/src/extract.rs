@@ -114,7 +114,7 @@ async fn program_access_and_body<T>(
 /// it: PostgreSQL's text cannot hold one, so no store takes one (an ingested item's raw JSON
 /// keeps its `\u0000` escapes as written).
 pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let value: serde_json::Value = parse_body(bytes)?;
+    let value = parse_json(bytes)?;
     if let Some(path) = nul_character_at(&value, &mut String::new()) {
         return Err(ApiError::InvalidField {
             path,
@@ -158,6 +158,11 @@ fn nul_character_at(value: &serde_json::Value, path: &mut String) -> Option<Stri
 /// Parses a JSON body; a syntax error is 400 with line and column, a shape error is 422 with
 /// the JSON path of the field.
 fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    deserialize(parse_json(bytes)?)
+}
+
+/// The body's JSON syntax: 400 with line and column when it is not JSON.
+fn parse_json(bytes: &[u8]) -> ApiResult<serde_json::Value> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::InvalidBody {
             message: "the body is empty".into(),
@@ -165,13 +170,11 @@ fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
             column: 1,
         });
     }
-    let syntax: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidBody {
-            message: strip_position(&e.to_string()),
-            line: e.line(),
-            column: e.column(),
-        })?;
-    deserialize(syntax)
+    serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidBody {
+        message: strip_position(&e.to_string()),
+        line: e.line(),
+        column: e.column(),
+    })
 }
 
 fn deserialize<T: DeserializeOwned>(syntax: serde_json::Value) -> ApiResult<T> {

@@ -23,8 +23,7 @@ fn time_of(pairs: &[(String, String)], name: &str) -> ApiResult<Option<DateTime<
     query_value(pairs, name)?
         .map(|t| {
             DateTime::parse_from_rfc3339(t)
-                // Compared with stored instants: at their precision, on every store.
-                .map(|t| loyalty_core::clock::stored_precision(t.with_timezone(&Utc)))
+                .map(|t| t.with_timezone(&Utc))
                 .map_err(|_| ApiError::InvalidField {
                     path: name.into(),
                     message: format!("{name} must be an RFC 3339 date-time"),
