@@ -92,7 +92,7 @@ fn rules() -> &'static RuleSet {
     })
 }
 
-fn check_event(event: &event::CanonicalEvent, event_type: EventType) {
+fn check_event(mapped: &Value, event: &event::CanonicalEvent, event_type: EventType) {
     let received = now();
     assert!(event.tags.len() <= MAX_TAGS, "too many tags");
     assert!(event.counters.len() <= MAX_COUNTERS, "too many counters");
@@ -125,7 +125,7 @@ fn check_event(event: &event::CanonicalEvent, event_type: EventType) {
         }
     }
 
-    match member::normalize(event.profile.as_ref(), "email") {
+    match member::normalize(mapped.get("profile"), "email") {
         Ok(identifier) => {
             assert!(!identifier.value.is_empty());
             assert!(!identifier.kind.is_empty());
@@ -163,7 +163,7 @@ fuzz_target!(|data: &[u8]| {
     };
     for event_type in [EventType::CustomBasic, EventType::EcommercePurchase] {
         match event::validate(&value, event_type, now(), MAX_AGE_DAYS) {
-            Ok(event) => check_event(&event, event_type),
+            Ok(event) => check_event(&value, &event, event_type),
             Err(error) => {
                 assert!(
                     matches!(

@@ -307,6 +307,12 @@ fn write_canonical(value: &simd_json::BorrowedValue<'_>, out: &mut Vec<u8>) {
     }
 }
 
+/// A value's JSON text, by serde_json's writer (`Display` goes through `fmt` a fragment at a
+/// time). Serialising a `serde_json::Value` cannot fail: its keys are strings.
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
+}
+
 fn raw_of(text: &str, limit: usize) -> (RawJson, bool) {
     if text.len() <= limit {
         // Straight into the shared text: one allocation and one copy.
@@ -871,7 +877,7 @@ impl Engine {
                 }
             };
             // Kept as text: the log stores and answers it, and text clones cheaply.
-            entry.mapped = Some(RawJson::from_json_text(mapped.to_string()));
+            entry.mapped = Some(RawJson::from_json_text(json_text(&mapped)));
             let event = match validate(
                 &mapped,
                 connector.event_type,
@@ -910,7 +916,7 @@ impl Engine {
                 });
             entry.client_event_id = Some(client_event_id.clone());
             let identifier = match normalize(
-                event.profile.as_ref(),
+                mapped.get("profile"),
                 &loaded.program.default_identifier_kind,
             ) {
                 Ok(identifier) => identifier,

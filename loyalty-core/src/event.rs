@@ -64,8 +64,6 @@ impl Purchase {
 #[derive(Clone, Debug, PartialEq)]
 pub struct CanonicalEvent {
     pub client_event_id: Option<String>,
-    /// The mapped `profile`, normalised later against the program.
-    pub profile: Option<Value>,
     /// When it happened; `None` means when it was received.
     pub occurred_at: Option<DateTime<Utc>>,
     pub tags: Vec<Tag>,
@@ -196,7 +194,6 @@ pub fn validate(
     };
     Ok(CanonicalEvent {
         client_event_id,
-        profile: root.get("profile").cloned(),
         occurred_at,
         tags,
         counters,

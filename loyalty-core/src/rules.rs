@@ -1140,7 +1140,6 @@ mod tests {
     fn event(tags: &[(&str, &str)], counters: &[(&str, f64)]) -> CanonicalEvent {
         CanonicalEvent {
             client_event_id: None,
-            profile: None,
             occurred_at: None,
             tags: tags
                 .iter()
