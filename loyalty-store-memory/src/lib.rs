@@ -25,7 +25,10 @@ use std::collections::{BTreeMap, BTreeSet};
 /// lock. foldhash seeds every map at random, so keys a sender chooses (event ids) cannot be
 /// made to collide on purpose.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use sharded::ShardedMap;
 use std::sync::{Mutex, MutexGuard};
+
+mod sharded;
 
 /// The in-memory store.
 #[derive(Debug, Default)]
@@ -46,12 +49,13 @@ struct State {
     /// nodes about half full, and a `LogEntry` is a few hundred bytes, so inline entries
     /// would keep about as much empty node space as entries.
     events: BTreeMap<i64, Box<LogEntry>>,
-    event_positions: HashMap<EventId, i64>,
+    /// Sharded, as `accepted`: both grow with every event.
+    event_positions: ShardedMap<EventId, i64>,
     ledger: BTreeMap<i64, LedgerEntry>,
     /// A member's events and ledger entries, by position.
     activity: HashMap<MemberId, BTreeSet<i64>>,
     /// The idempotency keys: (connector, clientEventId, test) → the accepted event.
-    accepted: HashMap<(ConnectorId, String, bool), (EventId, Option<MemberId>)>,
+    accepted: ShardedMap<(ConnectorId, String, bool), (EventId, Option<MemberId>)>,
     next_position: i64,
 }
 
