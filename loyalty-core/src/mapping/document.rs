@@ -104,24 +104,28 @@ impl Document {
     ) -> Result<Body<'a>, BodyError> {
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         if first == Some(&b'[') {
-            // A first pass only finds the items' spans (and checks the whole syntax and
-            // nesting); each item is then parsed on its own.
-            let spans: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(bytes) {
-                Ok(spans) => spans,
-                Err(_) => return Err(BodyError::Syntax(Self::syntax_error(bytes))),
+            // The items' spans come from a scan of the structure alone; each item is then
+            // parsed (and checked) on its own. A body is taken only when every item parses, so
+            // what passes is exactly valid JSON; anything else gets the located error of a
+            // parse of the whole body.
+            let Some(spans) = bulk_spans(bytes) else {
+                return Err(BodyError::Syntax(Self::syntax_error(bytes)));
             };
             if spans.len() > max_items {
                 return Err(BodyError::TooManyItems(spans.len()));
             }
             let mut items = Vec::with_capacity(spans.len());
             for span in spans {
-                let document = match Self::parse_projected(span.get().as_bytes(), projection) {
-                    Ok(document) => document,
-                    Err(_) => return Err(BodyError::Syntax(Self::syntax_error(bytes))),
+                let text = &bytes[span];
+                let parsed = Self::parse_projected(text, projection)
+                    .ok()
+                    .zip(std::str::from_utf8(text).ok());
+                let Some((document, raw)) = parsed else {
+                    return Err(BodyError::Syntax(Self::syntax_error(bytes)));
                 };
                 items.push(BodyItem {
                     document,
-                    raw: std::borrow::Cow::Borrowed(span.get()),
+                    raw: std::borrow::Cow::Borrowed(raw),
                 });
             }
             return Ok(Body { bulk: true, items });
@@ -301,6 +305,80 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// The spans of a JSON array's items, from its structure alone: strings are skipped (escapes
+/// included) and brackets counted, the items themselves are not checked. `None` when the text
+/// around the items is not `[`, `,` and `]` with whitespace. Much cheaper than a parse (a
+/// `memchr` through each string), and the items are parsed one by one afterwards anyway.
+fn bulk_spans(bytes: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+    let skip_whitespace = |mut at: usize| {
+        while bytes.get(at).is_some_and(|b| is_json_whitespace(*b)) {
+            at += 1;
+        }
+        at
+    };
+    let mut at = skip_whitespace(0);
+    if bytes.get(at) != Some(&b'[') {
+        return None;
+    }
+    at = skip_whitespace(at + 1);
+    let mut spans = Vec::new();
+    if bytes.get(at) == Some(&b']') {
+        return (skip_whitespace(at + 1) == bytes.len()).then_some(spans);
+    }
+    loop {
+        let end = value_end(bytes, at)?;
+        spans.push(at..end);
+        at = skip_whitespace(end);
+        match bytes.get(at) {
+            Some(b',') => at = skip_whitespace(at + 1),
+            Some(b']') => return (skip_whitespace(at + 1) == bytes.len()).then_some(spans),
+            _ => return None,
+        }
+    }
+}
+
+fn is_json_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Where the value that starts at `start` ends: after its closing bracket or quote, or, for
+/// a number or literal, at the first separator.
+fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut at = start;
+    loop {
+        match *bytes.get(at)? {
+            b'"' => at = string_end(bytes, at + 1)?,
+            b'{' | b'[' => {
+                depth += 1;
+                at += 1;
+            }
+            b'}' | b']' if depth > 0 => {
+                depth -= 1;
+                at += 1;
+            }
+            b'}' | b']' | b',' if depth == 0 => return (at > start).then_some(at),
+            byte if depth == 0 && is_json_whitespace(byte) => return (at > start).then_some(at),
+            _ => at += 1,
+        }
+        if depth == 0 && matches!(bytes[at - 1], b'"' | b'}' | b']') {
+            return Some(at);
+        }
+    }
+}
+
+/// Just after the quote that closes the string whose text starts at `from`.
+fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let found = from + memchr::memchr2(b'"', b'\\', bytes.get(from..)?)?;
+        if bytes[found] == b'"' {
+            return Some(found + 1);
+        }
+        // An escape: the next byte is escaped, whatever it is.
+        from = found + 2;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,5 +457,136 @@ mod tests {
         assert!(Document::parse(nested(127, "\"\\ud83d\\ude00\"").as_bytes()).is_err());
         let deep = "[".repeat(100_000) + &"]".repeat(100_000);
         assert!(Document::parse(deep.as_bytes()).is_err());
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            (-1e300f64..1e300).prop_map(serde_json::Value::from),
+            // Quotes, backslashes, brackets and commas inside strings are what the scan skips.
+            "[\\[\\]{},:\"\\\\ a-z\u{0}-\u{1f}\u{e9}\u{1F600}]{0,12}"
+                .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map("[a-z\\]\"]{0,4}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// What serde_json finds: the items' text, or that the body is not one JSON array of values
+    /// it can parse (a `RawValue` lets `1e400` through, a `Value` does not).
+    fn serde_json_items(body: &[u8]) -> Option<Vec<String>> {
+        let items = serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(body).ok()?;
+        items
+            .iter()
+            .map(|item| {
+                serde_json::from_str::<serde_json::Value>(item.get()).ok()?;
+                Some(item.get().to_owned())
+            })
+            .collect()
+    }
+
+    fn parse_body_items(body: &[u8]) -> Option<Vec<String>> {
+        Document::parse_body(body, usize::MAX, &Projection::Whole)
+            .ok()
+            .map(|parsed| {
+                parsed
+                    .items
+                    .into_iter()
+                    .map(|item| item.raw.into_owned())
+                    .collect()
+            })
+    }
+
+    #[test]
+    fn bulk_spans_take_and_refuse_what_serde_json_does() {
+        for (body, expected) in [
+            ("[]", Some(vec![])),
+            (" [ ] ", Some(vec![])),
+            ("[1]", Some(vec!["1"])),
+            ("[1,2.5e3 , -0\n]", Some(vec!["1", "2.5e3", "-0"])),
+            (r#"["a\"]", "\\"]"#, Some(vec![r#""a\"]""#, r#""\\""#])),
+            (
+                r#"[{"a":[1,{"b":"}"}]}, true,null ,"x"]"#,
+                Some(vec![r#"{"a":[1,{"b":"}"}]}"#, "true", "null", r#""x""#]),
+            ),
+        ] {
+            let expected: Option<Vec<String>> =
+                expected.map(|items| items.into_iter().map(str::to_owned).collect());
+            assert_eq!(parse_body_items(body.as_bytes()), expected, "{body}");
+            assert_eq!(serde_json_items(body.as_bytes()), expected, "{body}");
+        }
+        for bad in [
+            "[",
+            "]",
+            "[,]",
+            "[1,]",
+            "[,1]",
+            "[1,,2]",
+            "[1 2]",
+            "[1]]",
+            "[[1]",
+            "[1] x",
+            "[{]",
+            "[{}",
+            r#"["a]"#,
+            r#"["a\"]"#,
+            "[tru]",
+            "[1}",
+            "[{\"a\":1]]",
+            "[01]",
+            "[\"\u{1}\"]",
+        ] {
+            assert!(parse_body_items(bad.as_bytes()).is_none(), "{bad}");
+            assert!(serde_json_items(bad.as_bytes()).is_none(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bulk_spans_are_the_items_serde_json_finds(
+            items in proptest::collection::vec(json_value(), 0..6),
+            pretty in proptest::prelude::any::<bool>(),
+        ) {
+            let array = serde_json::Value::Array(items);
+            let body = if pretty {
+                serde_json::to_string_pretty(&array).unwrap()
+            } else {
+                serde_json::to_string(&array).unwrap()
+            };
+            let found = parse_body_items(body.as_bytes());
+            proptest::prop_assert!(found.is_some(), "{}", body);
+            proptest::prop_assert_eq!(found, serde_json_items(body.as_bytes()));
+        }
+
+        /// A byte changed, dropped or added anywhere (structural bytes most of all) gives a
+        /// body the bulk path takes exactly when serde_json takes it, with the same items.
+        #[test]
+        fn damaged_bulks_are_taken_exactly_when_serde_json_takes_them(
+            items in proptest::collection::vec(json_value(), 1..5),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            edit in 0..3u8,
+            byte in proptest::sample::select(b"[]{},:\"\\ 0a-.e\x01\xff".to_vec()),
+        ) {
+            let mut body = serde_json::to_vec(&serde_json::Value::Array(items)).unwrap();
+            let at = at.index(body.len());
+            match edit {
+                0 => body[at] = byte,
+                1 => { body.remove(at); }
+                _ => body.insert(at, byte),
+            }
+            proptest::prop_assert_eq!(
+                parse_body_items(&body),
+                serde_json_items(&body),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
     }
 }
