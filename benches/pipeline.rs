@@ -143,6 +143,15 @@ fn mapping(c: &mut Criterion) {
         b.iter(|| mapping.apply(black_box(&document), &limits).unwrap())
     });
     group.finish();
+
+    // A bulk body of 100 items: the items' spans found, then each item parsed as above.
+    let bulk = format!("[{}]", vec![body.as_str(); 100].join(",\n"));
+    let mut group = c.benchmark_group("mapping");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("bulk100_split_parse", |b| {
+        b.iter(|| Document::parse_body(black_box(bulk.as_bytes()), 1000, projection).unwrap())
+    });
+    group.finish();
 }
 
 /// Ten rules of mixed kinds: tag and counter leaves, `all`/`any` (nested), fixed and
