@@ -303,7 +303,10 @@ const eng = crit.engine_single && crit.engine_single.per_sec;
 const refRate = ref.evaluations_per_sec;
 const best = (prefix) => Math.max(0, ...Object.values(runs).filter((r) => r.label.startsWith(prefix)).map((r) => r.events_per_sec));
 const bareBest = best('bare-single-'), memBest = best('mem-single-');
-const bulk = runs['mem-bulk100-c16-query'] && runs['mem-bulk100-c16-query'].events_per_sec;
+// Bulks, like single events, at their best: the floor names no connection count.
+const bulkRuns = Object.values(runs).filter((r) => r.label.startsWith('mem-bulk100-'));
+const bulkBest = bulkRuns.sort((a, b) => b.events_per_sec - a.events_per_sec)[0];
+const bulk = bulkBest && bulkBest.events_per_sec;
 lines.push('', '### Ratios and floors', '', '| comparison | ours | other | ratio | floor | verdict |', '|---|---|---|---|---|---|');
 lines.push(`| mapping alone: ours vs reference | ${k(crit.mapping_seed && crit.mapping_seed.per_sec)} | ${k(refRate)} | ${ratio(crit.mapping_seed && crit.mapping_seed.per_sec, refRate)} | — | — |`);
 lines.push(`| engine pipeline in memory (single) vs reference mapping alone | ${k(eng)} | ${k(refRate)} | ${ratio(eng, refRate)} | >= 3x | ${verdict(eng && refRate ? eng / refRate >= 3 : null)} |`);
@@ -318,7 +321,7 @@ if (memBest && bareBest) lines.push(`| HTTP single event, best of each | ${k(mem
     lines.push(`| HTTP single event, 16 connections, server CPU per event (rate at equal CPU) | ${m.server_cpu_us_per_event.toFixed(1)} µs | ${b.server_cpu_us_per_event.toFixed(1)} µs | ${ratio(b.server_cpu_us_per_event, m.server_cpu_us_per_event)} | >= 0.5x | ${verdict(b.server_cpu_us_per_event / m.server_cpu_us_per_event >= 0.5)} |`);
   }
 }
-if (bulk) lines.push(`| HTTP bulks of 100 in memory | ${k(bulk)} | 100,000 | ${ratio(bulk, 100000)} | >= 100,000 events/s | ${verdict(bulk >= 100000)} |`);
+if (bulk) lines.push(`| HTTP bulks of 100 in memory, best (${bulkBest.label}) | ${k(bulk)} | 100,000 | ${ratio(bulk, 100000)} | >= 100,000 events/s | ${verdict(bulk >= 100000)} |`);
 const pg = Object.values(runs).filter((r) => r.label.startsWith('pg-'));
 if (pg.length) lines.push('', `PostgreSQL over HTTP: best ${k(Math.max(...pg.map((r) => r.events_per_sec)))} events/s.`);
 const ingest = read('pg_ingest.txt').split('\n').filter((l) => /^(single|bulk|limit|ratio)/.test(l));
