@@ -200,6 +200,17 @@ impl TestServer {
             .await;
         (status == StatusCode::OK).then(|| body["balance"].as_i64().unwrap())
     }
+
+    /// Purges a connector's test data; answers the counts purged.
+    pub async fn purge(&self, program: &str, token: &str, connector: &str) -> Value {
+        self.ok(
+            Method::POST,
+            &format!("/v1/programs/{program}/connectors/{connector}/purge"),
+            token,
+            None,
+        )
+        .await
+    }
 }
 
 pub const SEED_MAPPING: &str = r#"{ "clientEventId": eventId, "profile": {"kind": "default", "value": profile.email}, "payload": {"timestamp": timestamp, "tags": [{"name": "theme", "value": article.theme}], "counters": [{"name": "total", "value": totalArticlesRead}]} }"#;

@@ -507,14 +507,7 @@ async fn test_events_and_purge() {
         )
         .await;
     assert_eq!(tess["test"], true);
-    let counts = server
-        .ok(
-            Method::POST,
-            &format!("/v1/programs/{program}/connectors/{cid}/purge"),
-            &admin,
-            None,
-        )
-        .await;
+    let counts = server.purge(&program, &admin, cid).await;
     assert_eq!(
         counts,
         json!({"events": 2, "ledgerEntries": 2, "members": 1})
@@ -549,14 +542,7 @@ async fn test_events_and_purge() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let counts = server
-        .ok(
-            Method::POST,
-            &format!("/v1/programs/{program}/connectors/{cid}/purge"),
-            &admin,
-            None,
-        )
-        .await;
+    let counts = server.purge(&program, &admin, cid).await;
     assert_eq!(
         counts,
         json!({"events": 1, "ledgerEntries": 1, "members": 0})
