@@ -222,14 +222,7 @@ async fn connectors() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let event = response["results"][0]["eventId"].as_str().unwrap();
-    let logged = server
-        .ok(
-            Method::GET,
-            &format!("/v1/programs/{program}/events/{event}"),
-            &admin,
-            None,
-        )
-        .await;
+    let logged = server.logged_event(&program, &admin, event).await;
     assert_eq!(logged["test"], true, "testMode stores test data");
     // Invalid mapping: 422 with the engine's message and the position.
     let (status, problem) = server

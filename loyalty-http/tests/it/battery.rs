@@ -217,14 +217,7 @@ async fn bad_requests_get_clear_errors_and_store_nothing() {
         ["rejected", "rejected", "rejected", "rejected", "accepted"]
     );
     let big = response["results"][4]["eventId"].as_str().unwrap();
-    let logged = server
-        .ok(
-            Method::GET,
-            &format!("/v1/programs/{program}/events/{big}"),
-            &admin,
-            None,
-        )
-        .await;
+    let logged = server.logged_event(&program, &admin, big).await;
     assert_eq!(logged["rawTruncated"], true);
     assert!(logged["raw"].as_str().unwrap().len() <= 16 * 1024);
     let duplicate_keys = br#"{"eventId": "d-1", "eventId": "d-2", "profile": {"email": "ann@example.com"}, "totalArticlesRead": 1}"#.to_vec();

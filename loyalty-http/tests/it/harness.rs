@@ -201,6 +201,17 @@ impl TestServer {
         (status == StatusCode::OK).then(|| body["balance"].as_i64().unwrap())
     }
 
+    /// The event log's entry of an event.
+    pub async fn logged_event(&self, program: &str, token: &str, event_id: &str) -> Value {
+        self.ok(
+            Method::GET,
+            &format!("/v1/programs/{program}/events/{event_id}"),
+            token,
+            None,
+        )
+        .await
+    }
+
     /// Purges a connector's test data; answers the counts purged.
     pub async fn purge(&self, program: &str, token: &str, connector: &str) -> Value {
         self.ok(

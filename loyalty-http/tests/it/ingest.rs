@@ -298,14 +298,10 @@ async fn bulk_with_mixed_statuses_and_duplicates() {
         .send(cid, &format!("?token={TOKEN}"), &[], untimed.to_string())
         .await;
     let logged = server
-        .ok(
-            Method::GET,
-            &format!(
-                "/v1/programs/{program}/events/{}",
-                sent["results"][0]["eventId"].as_str().unwrap()
-            ),
+        .logged_event(
+            &program,
             &admin,
-            None,
+            sent["results"][0]["eventId"].as_str().unwrap(),
         )
         .await;
     assert_eq!(logged["status"], "accepted");
@@ -336,27 +332,12 @@ async fn bulk_with_mixed_statuses_and_duplicates() {
     );
     for result in response["results"].as_array().unwrap() {
         let id = result["eventId"].as_str().unwrap();
-        let logged = server
-            .ok(
-                Method::GET,
-                &format!("/v1/programs/{program}/events/{id}"),
-                &admin,
-                None,
-            )
-            .await;
+        let logged = server.logged_event(&program, &admin, id).await;
         assert_eq!(logged["status"], result["status"]);
     }
     let accepted = &response["results"][4];
     let logged = server
-        .ok(
-            Method::GET,
-            &format!(
-                "/v1/programs/{program}/events/{}",
-                accepted["eventId"].as_str().unwrap()
-            ),
-            &admin,
-            None,
-        )
+        .logged_event(&program, &admin, accepted["eventId"].as_str().unwrap())
         .await;
     assert!(
         logged["trace"][0]["reason"]
@@ -483,14 +464,10 @@ async fn test_events_and_purge() {
         .await;
     assert_eq!(response["accepted"], 2);
     let logged = server
-        .ok(
-            Method::GET,
-            &format!(
-                "/v1/programs/{program}/events/{}",
-                response["results"][0]["eventId"].as_str().unwrap()
-            ),
+        .logged_event(
+            &program,
             &admin,
-            None,
+            response["results"][0]["eventId"].as_str().unwrap(),
         )
         .await;
     assert_eq!(logged["test"], true);
