@@ -245,7 +245,7 @@ fn rules(c: &mut Criterion) {
     let event = validate(&mapped, EventType::CustomBasic, at, 30).unwrap();
     // A member who already used some of the limits: the sport rule's daily award, the
     // milestone, and part of the weekly long-read points.
-    let mut usage = Usage::new();
+    let mut usage = Usage::default();
     for (index, key) in set.usage_keys(at).into_iter().enumerate() {
         if index % 2 == 0 {
             usage.insert(

@@ -146,7 +146,7 @@ fn check_event(mapped: &Value, event: &event::CanonicalEvent, event_type: EventT
     }
 
     let at = event.occurred_at.unwrap_or(received);
-    let evaluation = rules().evaluate(event, at, &Usage::new());
+    let evaluation = rules().evaluate(event, at, &Usage::default());
     for award in &evaluation.awards {
         assert!(award.points > 0, "award of {} points", award.points);
         assert!(award.points <= loyalty_core::rules::MAX_AWARD_POINTS);

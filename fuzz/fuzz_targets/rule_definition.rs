@@ -121,7 +121,7 @@ fuzz_target!(|data: &[u8]| {
         for event in events() {
             let at = event.occurred_at.unwrap_or_else(now);
             let _ = set.usage_keys(at);
-            let mut usage = Usage::new();
+            let mut usage = Usage::default();
             let mut awarded_count = 0i64;
             let mut awarded_points = 0i64;
             for _ in 0..3 {

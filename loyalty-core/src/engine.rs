@@ -1009,7 +1009,7 @@ impl Engine {
                     .await?;
                 members.insert(
                     candidate.identifier.clone(),
-                    (found.map(|m| m.id), Usage::new()),
+                    (found.map(|m| m.id), Usage::default()),
                 );
             }
             let (member_id, overlay) = members
@@ -1042,7 +1042,7 @@ impl Engine {
                     let keys = loaded.rules.usage_keys(candidate.occurred_at);
                     self.store.usage(program, id, &keys).await?
                 }
-                None => Usage::new(),
+                None => Usage::default(),
             };
             apply_usage(
                 &mut usage,

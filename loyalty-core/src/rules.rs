@@ -300,8 +300,10 @@ pub struct UsageCount {
     pub points: i64,
 }
 
-/// A member's usage, by key. Missing keys are zero.
-pub type Usage = HashMap<UsageKey, UsageCount>;
+/// A member's usage, by key. Missing keys are zero. Hashed with foldhash, not SipHash: it is
+/// read for every rule limit of every event (the keys are rule ids and period names, never a
+/// sender's text, and foldhash seeds every map at random anyway).
+pub type Usage = HashMap<UsageKey, UsageCount, foldhash::fast::RandomState>;
 
 /// One award of one rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1177,7 +1179,7 @@ mod tests {
             json!({"fixed": 10}),
             Value::Null,
         )]);
-        let evaluation = rules.evaluate(&event(tags, counters), at(), &Usage::new());
+        let evaluation = rules.evaluate(&event(tags, counters), at(), &Usage::default());
         let entry = &evaluation.trace[0];
         match expected {
             Ok(points) => assert_eq!(
@@ -1328,7 +1330,7 @@ mod tests {
         first.stop_other_rules = true;
         let second = rule("b", Value::Null, json!({"fixed": 1}), Value::Null);
         let rules = RuleSet::new(vec![second, first]);
-        let mut usage = Usage::new();
+        let mut usage = Usage::default();
         let e = event(&[], &[("n", 5.0)]);
         let one = rules.evaluate(&e, at(), &usage);
         assert_eq!(

@@ -578,6 +578,29 @@ pub async fn purge_removes_only_test_data(store: Arc<dyn Store>) {
     );
     assert_eq!(f.balance("ann@example.com").await, Some(10));
     assert_eq!(f.balance("tess@example.com").await, None);
+    // Ann's activity keeps her live items only, and pages over them one at a time.
+    let ann = f.member("ann@example.com").await;
+    let mut activity = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = f
+            .engine
+            .member_activity(&f.program, &ann, Some(1), cursor.as_deref())
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1, "no empty page before the end");
+        activity.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        activity.len(),
+        3,
+        "l-1, its ledger entry and l-2 (no points): {activity:?}"
+    );
+    assert!(activity.iter().all(|a| !a.test));
     // Limits count as if the test events never happened.
     let live = f
         .send(

@@ -16,10 +16,11 @@ use loyalty_core::member::{Identifier, Member};
 use loyalty_core::program::Program;
 use loyalty_core::rules::{apply_usage, Period, Rule, Usage, UsageCount, UsageKey};
 use loyalty_core::store::{
-    new_member, settle_accepted, settle_duplicate, settle_unknown_member, CommitBatch, Store,
-    StoreResult,
+    new_member, settle_accepted, settle_duplicate, settle_unknown_member, CommitBatch, PendingItem,
+    Store, StoreResult,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 /// foldhash, not SipHash: the maps are hashed several times for every event under the store's
 /// lock. foldhash seeds every map at random, so keys a sender chooses (event ids) cannot be
@@ -45,17 +46,19 @@ struct State {
     rules: HashMap<RuleId, Rule>,
     members: HashMap<MemberId, Member>,
     identifiers: HashMap<(ProgramId, Identifier), MemberId>,
-    /// Per member, then per (rule, period): looked up without cloning any key.
-    usage: HashMap<MemberId, HashMap<UsageKey, UsageCount>>,
-    /// The event log by position. Boxed: a B-tree appended to at its right end leaves its
-    /// nodes about half full, and a `LogEntry` is a few hundred bytes, so inline entries
-    /// would keep about as much empty node space as entries.
-    events: BTreeMap<i64, Box<LogEntry>>,
+    /// Per member, then per (rule, period): the rules read a member's map as it is, no copy.
+    usage: HashMap<MemberId, Usage>,
+    /// The event log by position. Behind a pointer: a B-tree appended to at its right end
+    /// leaves its nodes about half full, and a `LogEntry` is a few hundred bytes, so inline
+    /// entries would keep about as much empty node space as entries. Shared, so that a commit
+    /// copies its entries for the caller after it has let go of the lock.
+    events: BTreeMap<i64, Arc<LogEntry>>,
     /// Sharded, as `accepted`: both grow with every event.
     event_positions: ShardedMap<EventId, i64>,
     ledger: BTreeMap<i64, LedgerEntry>,
-    /// A member's events and ledger entries, by position.
-    activity: HashMap<MemberId, BTreeSet<i64>>,
+    /// A member's events and ledger entries: positions in increasing order, as a commit hands
+    /// them out in increasing order (a push, where a B-tree searched and split).
+    activity: HashMap<MemberId, Vec<i64>>,
     /// The idempotency keys: (connector, clientEventId, test) → the accepted event.
     accepted: ShardedMap<(ConnectorId, String, bool), (EventId, Option<MemberId>)>,
     next_position: i64,
@@ -79,9 +82,85 @@ impl State {
         self.next_position
     }
 
+    /// One item of a batch, under the lock: decided, then written (see `Store::commit`).
+    fn commit_item(&mut self, batch: &CommitBatch, item: PendingItem) -> Arc<LogEntry> {
+        let mut entry = item.entry;
+        let mut ledger = Vec::new();
+        if let Some(candidate) = &item.candidate {
+            let key = (
+                batch.connector_id.clone(),
+                candidate.client_event_id.clone(),
+                batch.test,
+            );
+            let identity = (batch.program_id.clone(), candidate.identifier.clone());
+            if let Some((original, member)) = self.accepted.get(&key) {
+                settle_duplicate(&mut entry, original.clone(), member.clone());
+            } else if !self.identifiers.contains_key(&identity) && !batch.enroll_unknown_members {
+                settle_unknown_member(&mut entry);
+            } else {
+                let member_id = match self.identifiers.get(&identity) {
+                    Some(id) => id.clone(),
+                    None => {
+                        let member = new_member(
+                            &batch.program_id,
+                            &candidate.identifier,
+                            batch.test,
+                            batch.received_at,
+                        );
+                        let id = member.id.clone();
+                        self.identifiers.insert(identity, id.clone());
+                        self.members.insert(id.clone(), member);
+                        id
+                    }
+                };
+                let no_usage = Usage::default();
+                let usage = self.usage.get(&member_id).unwrap_or(&no_usage);
+                let (evaluation, entries_to_append) =
+                    settle_accepted(&mut entry, candidate, &member_id, &batch.rules, usage);
+                if !evaluation.usage_increments.is_empty() {
+                    let usage = self.usage.entry(member_id.clone()).or_default();
+                    for (key, add) in evaluation.usage_increments {
+                        let count = usage.entry(key).or_default();
+                        count.count += add.count;
+                        count.points += add.points;
+                    }
+                }
+                let member = self.members.get_mut(&member_id).expect("resolved above");
+                member.balance += entry.points;
+                if !batch.test {
+                    member.test = false;
+                }
+                self.accepted
+                    .insert(key, (entry.id.clone(), Some(member_id)));
+                ledger = entries_to_append;
+            }
+        }
+        entry.seq = self.position();
+        if let Some(member) = &entry.member_id {
+            let position = entry.seq;
+            self.activity
+                .entry(member.clone())
+                .or_default()
+                .push(position);
+        }
+        for mut line in ledger {
+            line.seq = self.position();
+            let position = line.seq;
+            self.activity
+                .entry(line.member_id.clone())
+                .or_default()
+                .push(position);
+            self.ledger.insert(position, line);
+        }
+        self.event_positions.insert(entry.id.clone(), entry.seq);
+        let entry = Arc::new(entry);
+        self.events.insert(entry.seq, Arc::clone(&entry));
+        entry
+    }
+
     fn member_usage(&self, member: &MemberId, keys: &[UsageKey]) -> Usage {
         let Some(usage) = self.usage.get(member) else {
-            return Usage::new();
+            return Usage::default();
         };
         keys.iter()
             .filter_map(|key| usage.get(key).map(|count| (key.clone(), *count)))
@@ -209,7 +288,7 @@ impl Store for MemoryStore {
             .get(member)
             .is_none_or(|m| m.program_id != *program)
         {
-            return Ok(Usage::new());
+            return Ok(Usage::default());
         }
         Ok(state.member_usage(member, keys))
     }
@@ -227,90 +306,18 @@ impl Store for MemoryStore {
             .map(|(id, _)| id.clone()))
     }
 
-    async fn commit(&self, batch: CommitBatch) -> StoreResult<Vec<LogEntry>> {
-        let mut state = self.lock();
-        let mut entries = Vec::with_capacity(batch.items.len());
-        for item in batch.items {
-            let mut entry = item.entry;
-            let mut ledger = Vec::new();
-            if let Some(candidate) = &item.candidate {
-                let key = (
-                    batch.connector_id.clone(),
-                    candidate.client_event_id.clone(),
-                    batch.test,
-                );
-                let identity = (batch.program_id.clone(), candidate.identifier.clone());
-                if let Some((original, member)) = state.accepted.get(&key) {
-                    settle_duplicate(&mut entry, original.clone(), member.clone());
-                } else if !state.identifiers.contains_key(&identity)
-                    && !batch.enroll_unknown_members
-                {
-                    settle_unknown_member(&mut entry);
-                } else {
-                    let member_id = match state.identifiers.get(&identity) {
-                        Some(id) => id.clone(),
-                        None => {
-                            let member = new_member(
-                                &batch.program_id,
-                                &candidate.identifier,
-                                batch.test,
-                                batch.received_at,
-                            );
-                            let id = member.id.clone();
-                            state.identifiers.insert(identity, id.clone());
-                            state.members.insert(id.clone(), member);
-                            id
-                        }
-                    };
-                    let keys = batch.rules.usage_keys(candidate.occurred_at);
-                    let usage = state.member_usage(&member_id, &keys);
-                    let (evaluation, entries_to_append) =
-                        settle_accepted(&mut entry, candidate, &member_id, &batch.rules, &usage);
-                    for (key, add) in evaluation.usage_increments {
-                        let count = state
-                            .usage
-                            .entry(member_id.clone())
-                            .or_default()
-                            .entry(key)
-                            .or_default();
-                        count.count += add.count;
-                        count.points += add.points;
-                    }
-                    let member = state.members.get_mut(&member_id).expect("resolved above");
-                    member.balance += entry.points;
-                    if !batch.test {
-                        member.test = false;
-                    }
-                    state
-                        .accepted
-                        .insert(key, (entry.id.clone(), Some(member_id)));
-                    ledger = entries_to_append;
-                }
+    async fn commit(&self, mut batch: CommitBatch) -> StoreResult<Vec<LogEntry>> {
+        let items = std::mem::take(&mut batch.items);
+        let mut stored = Vec::with_capacity(items.len());
+        {
+            let mut state = self.lock();
+            for item in items {
+                stored.push(state.commit_item(&batch, item));
             }
-            entry.seq = state.position();
-            if let Some(member) = &entry.member_id {
-                let position = entry.seq;
-                state
-                    .activity
-                    .entry(member.clone())
-                    .or_default()
-                    .insert(position);
-            }
-            for mut line in ledger {
-                line.seq = state.position();
-                let position = line.seq;
-                state
-                    .activity
-                    .entry(line.member_id.clone())
-                    .or_default()
-                    .insert(position);
-                state.ledger.insert(position, line);
-            }
-            state.event_positions.insert(entry.id.clone(), entry.seq);
-            state.events.insert(entry.seq, Box::new(entry.clone()));
-            entries.push(entry);
         }
-        Ok(entries)
+        // Copied for the caller outside the lock: the other requests' commits need not wait
+        // for it.
+        Ok(stored.iter().map(|entry| LogEntry::clone(entry)).collect())
     }
 
     async fn list_events(
@@ -366,8 +373,8 @@ impl Store for MemoryStore {
             .activity
             .get(member)
             .map(|positions| {
-                positions
-                    .range(..upper)
+                positions[..positions.partition_point(|p| *p < upper)]
+                    .iter()
                     .rev()
                     .take(page.limit + 1)
                     .filter_map(|p| {
@@ -419,7 +426,10 @@ impl Store for MemoryStore {
             .filter(|(_, l)| l.test && doomed_ids.contains(&l.event_id))
             .map(|(p, _)| *p)
             .collect();
+        // Members whose activity loses positions: filtered once each at the end, where
+        // removing the positions one by one from the sorted lists would be quadratic.
         let mut touched = BTreeSet::new();
+        let mut removed_positions = HashSet::new();
         for position in doomed_ledger {
             let line = state.ledger.remove(&position).expect("listed above");
             undo_usage(
@@ -432,20 +442,17 @@ impl Store for MemoryStore {
             if let Some(member) = state.members.get_mut(&line.member_id) {
                 member.balance -= line.points;
             }
-            if let Some(activity) = state.activity.get_mut(&line.member_id) {
-                activity.remove(&position);
-            }
+            touched.insert(line.member_id.clone());
+            removed_positions.insert(position);
             counts.ledger_entries += 1;
         }
         for position in doomed {
             let entry = state.events.remove(&position).expect("listed above");
             state.event_positions.remove(&entry.id);
             if let Some(member) = &entry.member_id {
-                if let Some(activity) = state.activity.get_mut(member) {
-                    activity.remove(&position);
-                }
                 touched.insert(member.clone());
             }
+            removed_positions.insert(position);
             if let Some(client_event_id) = &entry.client_event_id {
                 let key = (connector.clone(), client_event_id.clone(), true);
                 if state
@@ -459,11 +466,11 @@ impl Store for MemoryStore {
             counts.events += 1;
         }
         for member_id in touched {
+            if let Some(activity) = state.activity.get_mut(&member_id) {
+                activity.retain(|position| !removed_positions.contains(position));
+            }
             let orphan = state.members.get(&member_id).is_some_and(|m| m.test)
-                && state
-                    .activity
-                    .get(&member_id)
-                    .is_none_or(BTreeSet::is_empty);
+                && state.activity.get(&member_id).is_none_or(Vec::is_empty);
             if orphan {
                 let member = state.members.remove(&member_id).expect("checked above");
                 for identifier in member.identifiers {
@@ -481,13 +488,13 @@ impl Store for MemoryStore {
 }
 
 fn undo_usage(
-    usage: &mut HashMap<MemberId, HashMap<UsageKey, UsageCount>>,
+    usage: &mut HashMap<MemberId, Usage>,
     member: &MemberId,
     rule: &RuleId,
     at: DateTime<Utc>,
     points: i64,
 ) {
-    let mut scratch = Usage::new();
+    let mut scratch = Usage::default();
     let increments: Vec<(UsageKey, UsageCount)> = Period::ALL
         .iter()
         .map(|p| {

@@ -641,12 +641,10 @@ fn decide(
                 settle_duplicate(&mut slots[index].entry, original, member);
             }
             Some(&claimant) if claimant == index => {
-                let (member_key, keys) = &usage_keys[&index];
+                let (member_key, _) = &usage_keys[&index];
+                // The member's usage as read for the batch, plus what earlier items of the
+                // batch added: evaluation looks up only the keys it needs.
                 let member_usage = usage.entry(member_key.clone()).or_default();
-                let view: Usage = keys
-                    .iter()
-                    .filter_map(|k| member_usage.get(k).map(|count| (k.clone(), *count)))
-                    .collect();
                 let member = MemberId::new(member_key.1.as_str());
                 let slot = &mut slots[index];
                 let candidate = slot.candidate.expect("a candidate");
@@ -655,7 +653,7 @@ fn decide(
                     candidate,
                     &member,
                     &slot.batch.rules,
-                    &view,
+                    member_usage,
                 );
                 apply_usage(member_usage, &evaluation.usage_increments);
                 for (usage_key, add) in evaluation.usage_increments {

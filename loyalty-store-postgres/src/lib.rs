@@ -473,7 +473,7 @@ impl Store for PostgresStore {
         keys: &[UsageKey],
     ) -> StoreResult<Usage> {
         if keys.is_empty() {
-            return Ok(Usage::new());
+            return Ok(Usage::default());
         }
         let (rules, periods): (Vec<&str>, Vec<&str>) = keys
             .iter()
@@ -492,7 +492,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;
-        let mut usage = Usage::new();
+        let mut usage = Usage::default();
         for row in &rows {
             usage.insert(
                 UsageKey {
