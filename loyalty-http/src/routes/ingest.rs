@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use loyalty_core::engine::{IncomingRequest, IngestResponse};
 use loyalty_core::ledger::ItemStatus;
 use std::time::Duration;
+use tokio::runtime::RuntimeFlavor;
 use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 
 pub fn router() -> Router<AppState> {
@@ -112,18 +113,25 @@ async fn handle(
     };
     let authenticated = state.engine.authenticate(&request).await?;
     // Mapping is CPU-bound and, for a hostile expression, slow: big bodies, bulks and
-    // connectors whose mapping has lately been slow are mapped on the blocking pool, so that
-    // the async workers keep serving every other connector meanwhile.
+    // connectors whose mapping has lately been slow are mapped away from the async workers'
+    // task queues, so that every other connector is served meanwhile.
     let offload = bytes.len() > OFFLOAD_BODY_BYTES
         || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
         || authenticated.mapping_is_slow();
-    let batch = if offload {
+    let batch = if !offload {
+        state.engine.map_items(&authenticated, &bytes)?
+    } else if tokio::runtime::Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        // The worker hands its queue to another thread and maps the request right here:
+        // where the blocking pool took the request to another thread and woke this task
+        // again afterwards, two wake-ups that left a tenth of the machine idle in bulks
+        // (BENCHMARKS.md).
+        tokio::task::block_in_place(|| state.engine.map_items(&authenticated, &bytes))?
+    } else {
+        // A current-thread runtime (an embedder's choice) has no worker to hand over.
         let engine = state.engine.clone();
         tokio::task::spawn_blocking(move || engine.map_items(&authenticated, &bytes))
             .await
             .map_err(|_| ApiError::BadRequest("the request could not be mapped".into()))??
-    } else {
-        state.engine.map_items(&authenticated, &bytes)?
     };
     let response = state.engine.commit(batch).await?;
     summary.accepted = response.accepted;
