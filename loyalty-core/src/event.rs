@@ -288,13 +288,24 @@ fn array_at<'a>(value: Option<&'a Value>, path: &str) -> Result<&'a [Value], Ite
     }
 }
 
-fn entry_name<'a>(
-    entry: &'a Value,
-    path: &str,
-) -> Result<(&'a Map<String, Value>, String), ItemError> {
+/// Where an entry of a list sits (`/payload/tags/3`): written out only when an error or a
+/// warning names it, not for every entry of every event.
+#[derive(Clone, Copy, Debug)]
+struct EntryPath {
+    list: &'static str,
+    index: usize,
+}
+
+impl std::fmt::Display for EntryPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.list, self.index)
+    }
+}
+
+fn entry_name(entry: &Value, path: EntryPath) -> Result<(&Map<String, Value>, String), ItemError> {
     let object = entry.as_object().ok_or_else(|| {
         ItemError::validation(
-            path,
+            path.to_string(),
             format!(
                 "expected an object {{name, value}}, found {}",
                 describe(entry)
@@ -321,8 +332,11 @@ fn parse_tags(value: Option<&Value>, warnings: &mut Vec<String>) -> Result<Vec<T
     let entries = array_at(value, "/payload/tags")?;
     let mut tags = Vec::with_capacity(entries.len());
     for (index, entry) in entries.iter().enumerate() {
-        let path = format!("/payload/tags/{index}");
-        let (object, name) = entry_name(entry, &path)?;
+        let path = EntryPath {
+            list: "/payload/tags",
+            index,
+        };
+        let (object, name) = entry_name(entry, path)?;
         let value = match object.get("value") {
             None | Some(Value::Null) => {
                 warnings.push(format!(
@@ -360,22 +374,26 @@ fn parse_tags(value: Option<&Value>, warnings: &mut Vec<String>) -> Result<Vec<T
     Ok(tags)
 }
 
-fn number_at(value: Option<&Value>, path: &str) -> Result<Option<f64>, ItemError> {
+fn number_at(
+    value: Option<&Value>,
+    path: impl std::fmt::Display,
+) -> Result<Option<f64>, ItemError> {
+    let path = || path.to_string();
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_f64() {
             Some(f) if f.is_finite() => Ok(Some(f)),
-            _ => Err(ItemError::validation(path, "expected a finite number")),
+            _ => Err(ItemError::validation(path(), "expected a finite number")),
         },
         Some(Value::String(s)) => match s.trim().parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(Some(f)),
             _ => Err(ItemError::validation(
-                path,
+                path(),
                 format!("expected a finite number, found the string {s:?}"),
             )),
         },
         Some(other) => Err(ItemError::validation(
-            path,
+            path(),
             format!("expected a finite number, found {}", describe(other)),
         )),
     }
@@ -396,10 +414,13 @@ fn parse_counters(value: Option<&Value>) -> Result<Vec<Counter>, ItemError> {
         .iter()
         .enumerate()
         .map(|(index, entry)| {
-            let path = format!("/payload/counters/{index}");
-            let (object, name) = entry_name(entry, &path)?;
+            let path = EntryPath {
+                list: "/payload/counters",
+                index,
+            };
+            let (object, name) = entry_name(entry, path)?;
             let value =
-                number_at(object.get("value"), &format!("{path}/value"))?.ok_or_else(|| {
+                number_at(object.get("value"), format_args!("{path}/value"))?.ok_or_else(|| {
                     ItemError::validation(
                         format!("{path}/value"),
                         "expected a finite number, found nothing",
@@ -413,11 +434,15 @@ fn parse_counters(value: Option<&Value>) -> Result<Vec<Counter>, ItemError> {
 fn optional_text(
     object: &Map<String, Value>,
     field: &str,
-    path: &str,
+    path: EntryPath,
 ) -> Result<Option<String>, ItemError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() <= MAX_TAG_VALUE_CHARS => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Err(ItemError::validation(
+            format!("{path}/{field}"),
+            format!("expected at most {MAX_TAG_VALUE_CHARS} characters"),
+        )),
         Some(Value::Number(n)) => Ok(Some(integer_digits(n).unwrap_or_else(|| n.to_string()))),
         Some(other) => Err(ItemError::validation(
             format!("{path}/{field}"),
@@ -485,22 +510,25 @@ fn parse_purchase(payload: &Map<String, Value>) -> Result<Purchase, ItemError> {
         .iter()
         .enumerate()
         .map(|(index, entry)| {
-            let path = format!("/payload/items/{index}");
+            let path = EntryPath {
+                list: "/payload/items",
+                index,
+            };
             let object = entry.as_object().ok_or_else(|| {
                 ItemError::validation(
-                    &path,
+                    path.to_string(),
                     format!("expected an object, found {}", describe(entry)),
                 )
             })?;
             let quantity =
-                number_at(object.get("quantity"), &format!("{path}/quantity"))?.unwrap_or(1.0);
+                number_at(object.get("quantity"), format_args!("{path}/quantity"))?.unwrap_or(1.0);
             if quantity <= 0.0 {
                 return Err(ItemError::validation(
                     format!("{path}/quantity"),
                     format!("expected a number > 0, found {quantity}"),
                 ));
             }
-            let unit_price = number_at(object.get("unitPrice"), &format!("{path}/unitPrice"))?;
+            let unit_price = number_at(object.get("unitPrice"), format_args!("{path}/unitPrice"))?;
             if unit_price.is_some_and(|p| p < 0.0) {
                 return Err(ItemError::validation(
                     format!("{path}/unitPrice"),
@@ -508,9 +536,9 @@ fn parse_purchase(payload: &Map<String, Value>) -> Result<Purchase, ItemError> {
                 ));
             }
             Ok(PurchaseItem {
-                sku: optional_text(object, "sku", &path)?,
-                name: optional_text(object, "name", &path)?,
-                category: optional_text(object, "category", &path)?,
+                sku: optional_text(object, "sku", path)?,
+                name: optional_text(object, "name", path)?,
+                category: optional_text(object, "category", path)?,
                 quantity,
                 unit_price,
             })
@@ -646,6 +674,27 @@ mod tests {
             purchase,
             "validation_failed",
             "/payload/items/0/quantity",
+        );
+        check_err(
+            json!({"payload": {"orderId": "o", "amount": 1, "currency": "EUR", "items": [{"sku": "a"}, {"unitPrice": "x"}]}}),
+            purchase,
+            "validation_failed",
+            "/payload/items/1/unitPrice",
+        );
+        check_err(
+            json!({"payload": {"orderId": "o", "amount": 1, "currency": "EUR", "items": [{"sku": ["a"]}]}}),
+            purchase,
+            "validation_failed",
+            "/payload/items/0/sku",
+        );
+        let too_long = json!({"payload": {"orderId": "o", "amount": 1, "currency": "EUR",
+            "items": [{"name": "n".repeat(MAX_TAG_VALUE_CHARS + 1)}]}});
+        let err = validate(&too_long, purchase, now(), 30).unwrap_err();
+        assert_eq!(err.path.as_deref(), Some("/payload/items/0/name"));
+        assert_eq!(
+            err.message,
+            format!("expected at most {MAX_TAG_VALUE_CHARS} characters"),
+            "a string too long is not called 'not a string'"
         );
     }
 
