@@ -104,12 +104,16 @@ impl AppState {
 }
 
 /// The whole API as one router.
+///
+/// Run it on a tokio runtime, multi-threaded (bulks are then mapped with
+/// `tokio::task::block_in_place`) or current-thread (on the blocking pool), but not inside a
+/// `tokio::task::LocalSet` on a multi-threaded runtime, where tokio refuses `block_in_place`.
 pub fn router(state: AppState) -> Router {
     routes::router(state)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then lets requests in flight
-/// finish.
+/// finish. The runtime it runs on: see [`router`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,

@@ -12,6 +12,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use loyalty_core::engine::{IncomingRequest, IngestResponse};
 use loyalty_core::ledger::ItemStatus;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 use tokio::runtime::RuntimeFlavor;
 use tower_http::cors::{AllowHeaders, Any, CorsLayer};
@@ -118,20 +119,30 @@ async fn handle(
     let offload = bytes.len() > OFFLOAD_BODY_BYTES
         || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
         || authenticated.mapping_is_slow();
+    // A panic while mapping (a bug, in jsonata-core or ours, that some input reaches) is
+    // answered like a body that cannot be mapped, never by a dropped connection (the
+    // blocking pool's join error says the same).
+    let cannot_map = || ApiError::BadRequest("the request could not be mapped".into());
+    let map = || {
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            state.engine.map_items(&authenticated, &bytes)
+        }))
+        .map_err(|_| cannot_map())
+    };
     let batch = if !offload {
-        state.engine.map_items(&authenticated, &bytes)?
+        map()??
     } else if tokio::runtime::Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
         // The worker hands its queue to another thread and maps the request right here:
         // where the blocking pool took the request to another thread and woke this task
         // again afterwards, two wake-ups that left a tenth of the machine idle in bulks
-        // (BENCHMARKS.md).
-        tokio::task::block_in_place(|| state.engine.map_items(&authenticated, &bytes))?
+        // (BENCHMARKS.md). Not inside a `LocalSet`, where tokio refuses it: see `router`.
+        tokio::task::block_in_place(map)??
     } else {
         // A current-thread runtime (an embedder's choice) has no worker to hand over.
         let engine = state.engine.clone();
         tokio::task::spawn_blocking(move || engine.map_items(&authenticated, &bytes))
             .await
-            .map_err(|_| ApiError::BadRequest("the request could not be mapped".into()))??
+            .map_err(|_| cannot_map())??
     };
     let response = state.engine.commit(batch).await?;
     summary.accepted = response.accepted;
