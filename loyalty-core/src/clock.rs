@@ -21,8 +21,9 @@ impl Clock for SystemClock {
 
 /// Truncated to microseconds, the precision PostgreSQL keeps: the engine passes every instant
 /// it stores or compares with stored ones through this (its clock's reading, whatever the
-/// clock, in `Engine::now`; an event's timestamp; a rule's window; a log filter's bounds), so that every store returns the instants it was
-/// given, and a response made before storing says what a later read will.
+/// clock, in `Engine::now`; an event's timestamp; a rule's window; a log filter's bounds), so
+/// that every store returns the instants it was given, and a response made before storing says
+/// what a later read will.
 pub fn stored_precision(at: DateTime<Utc>) -> DateTime<Utc> {
     at.trunc_subsecs(6)
 }

@@ -176,5 +176,5 @@ fn ingest_response(response: &IngestResponse) -> Response {
     }
 }
 
-/// Bodies above this size are mapped on the blocking pool.
+/// Bodies above this size are mapped away from the async workers' queues (see `handle`).
 const OFFLOAD_BODY_BYTES: usize = 64 * 1024;
