@@ -1,0 +1,338 @@
+//! Ingestion in three steps: authenticate (async: the connector may have to be loaded), map
+//! (synchronous and CPU-bound, so that a server can run it off its async workers), commit.
+
+use super::cache::LoadedConnector;
+use super::client_id::derived_client_event_id;
+use super::{Engine, IngestResponse};
+use crate::auth::{Authenticated, RequestParts};
+use crate::error::{Error, Result};
+use crate::event::{validate, ItemError};
+use crate::ids::{ConnectorId, EventId};
+use crate::ledger::{ItemStatus, LogEntry, RawJson};
+use crate::mapping::{Body, BodyError, BodyItem, Document, Mapping};
+use crate::member::normalize;
+use crate::store::{Candidate, CommitBatch, PendingItem};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A request to a connector's endpoint, without HTTP.
+#[derive(Clone, Copy, Debug)]
+pub struct IncomingRequest<'a> {
+    pub connector_id: &'a str,
+    pub query: &'a str,
+    pub headers: &'a [(&'a str, &'a [u8])],
+    pub body: &'a [u8],
+    /// `?test=true`: store as test data.
+    pub test: bool,
+}
+
+/// A request whose connector is found and whose authentication holds: ready for
+/// [`Engine::map_items`]. It owns what it needs, so it can move to another thread.
+#[derive(Debug)]
+pub struct AuthenticatedRequest {
+    loaded: Arc<LoadedConnector>,
+    auth: Authenticated,
+    test: bool,
+    received_at: DateTime<Utc>,
+}
+
+impl AuthenticatedRequest {
+    /// Whether this connector's mapping has lately taken long enough per item (over half a
+    /// millisecond) that a server should run it away from the threads that serve everyone.
+    pub fn mapping_is_slow(&self) -> bool {
+        self.loaded.mapping_micros.load(Ordering::Relaxed) > 500
+    }
+
+    pub fn connector_id(&self) -> &ConnectorId {
+        &self.loaded.connector.id
+    }
+}
+
+/// A value's JSON text, by serde_json's writer (`Display` goes through `fmt` a fragment at a
+/// time). Serialising a `serde_json::Value` cannot fail: its keys are strings.
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
+}
+
+fn raw_of(text: &str, limit: usize) -> (RawJson, bool) {
+    if text.len() <= limit {
+        // Straight into the shared text: one allocation and one copy.
+        (RawJson::from_json_text(text), false)
+    } else {
+        let mut end = limit;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        (RawJson::string(&text[..end]), true)
+    }
+}
+
+impl Engine {
+    /// Authenticates and processes one request: one result per item, each committed
+    /// atomically, with accepted points on the balance before this returns.
+    ///
+    /// This is [`Engine::authenticate`], [`Engine::map_items`] and [`Engine::commit`] in a
+    /// row; a server that wants the CPU-bound middle step off its async workers calls them
+    /// one by one.
+    pub async fn ingest(&self, request: IncomingRequest<'_>) -> Result<IngestResponse> {
+        let authenticated = self.authenticate(&request).await?;
+        let batch = self.map_items(&authenticated, request.body)?;
+        self.commit(batch).await
+    }
+
+    /// Step 1: finds the connector and checks the request's authentication and size.
+    pub async fn authenticate(
+        &self,
+        request: &IncomingRequest<'_>,
+    ) -> Result<AuthenticatedRequest> {
+        let received_at = self.now();
+        let loaded = self.load(&ConnectorId::new(request.connector_id)).await?;
+        if request.body.len() > self.limits.max_body_bytes {
+            return Err(Error::PayloadTooLarge {
+                limit: self.limits.max_body_bytes,
+            });
+        }
+        let parts = RequestParts {
+            query: request.query,
+            headers: request.headers,
+            body: request.body,
+        };
+        let auth = loaded
+            .connector
+            .auth
+            .verify(&parts, received_at)
+            .map_err(Error::Unauthorized)?;
+        Ok(AuthenticatedRequest {
+            test: request.test || loaded.connector.test_mode,
+            loaded,
+            auth,
+            received_at,
+        })
+    }
+
+    /// Step 2 (synchronous, CPU-bound): parses the body and maps, validates and keys every
+    /// item. Time spent mapping is remembered per connector (see
+    /// [`AuthenticatedRequest::mapping_is_slow`]).
+    pub fn map_items(&self, request: &AuthenticatedRequest, body: &[u8]) -> Result<CommitBatch> {
+        let loaded = &request.loaded;
+        let body = Document::parse_body(
+            body,
+            self.limits.max_batch_items,
+            loaded.mapping.projection(),
+        )
+        .map_err(|e| self.body_error(e))?;
+        let started = Instant::now();
+        let items = self.prepare(
+            loaded,
+            loaded.mapping.as_ref(),
+            body,
+            &request.auth,
+            request.test,
+            request.received_at,
+        )?;
+        if !items.is_empty() {
+            let per_item = started.elapsed().as_micros() as u64 / items.len() as u64;
+            // An exponential moving average, racy on purpose: it is a hint, not a count.
+            let previous = loaded.mapping_micros.load(Ordering::Relaxed);
+            loaded
+                .mapping_micros
+                .store((previous * 7 + per_item) / 8, Ordering::Relaxed);
+        }
+        Ok(CommitBatch {
+            program_id: loaded.program.id.clone(),
+            connector_id: loaded.connector.id.clone(),
+            test: request.test,
+            enroll_unknown_members: loaded.program.enroll_unknown_members,
+            rules: loaded.rules.clone(),
+            received_at: request.received_at,
+            items,
+        })
+    }
+
+    pub(super) fn body_error(&self, error: BodyError) -> Error {
+        match error {
+            BodyError::Syntax(e) => Error::InvalidJson {
+                message: e.message,
+                line: e.line,
+                column: e.column,
+            },
+            BodyError::TooManyItems(items) => Error::BatchTooLarge {
+                items,
+                limit: self.limits.max_batch_items,
+            },
+        }
+    }
+
+    /// Step 3: commits the batch; accepted points are on the balances when this returns.
+    pub async fn commit(&self, batch: CommitBatch) -> Result<IngestResponse> {
+        let entries = self.store.commit(batch).await?;
+        Ok(IngestResponse::from_entries(entries))
+    }
+
+    /// The connector's authentication scheme and secret query parameter, for the HTTP layer's
+    /// metrics and log redaction, without authenticating anything.
+    pub async fn connector_auth_info(&self, id: &str) -> Option<(&'static str, Option<String>)> {
+        let loaded = self.load(&ConnectorId::new(id)).await.ok()?;
+        let auth = &loaded.connector.auth;
+        Some((auth.scheme(), auth.secret_query_param().map(str::to_owned)))
+    }
+
+    /// Steps 2 and 3 of DESIGN.md for every item: map, validate, normalise the identifier,
+    /// choose the idempotency key. Synchronous: the document never crosses an await.
+    pub(super) fn prepare(
+        &self,
+        loaded: &LoadedConnector,
+        mapping: &dyn Mapping,
+        body: Body<'_>,
+        authenticated: &Authenticated,
+        test: bool,
+        received_at: DateTime<Utc>,
+    ) -> Result<Vec<PendingItem>> {
+        let bulk = body.bulk;
+        let started = Instant::now();
+        let connector = &loaded.connector;
+        let mut items = Vec::with_capacity(body.items.len());
+        for (
+            index,
+            BodyItem {
+                document: item,
+                raw: raw_text,
+            },
+        ) in body.items.into_iter().enumerate()
+        {
+            let (raw, raw_truncated) = raw_of(&raw_text, self.limits.max_raw_bytes);
+            let mut entry = LogEntry {
+                id: EventId::generate(),
+                program_id: loaded.program.id.clone(),
+                connector_id: connector.id.clone(),
+                status: ItemStatus::Rejected,
+                reason: None,
+                error: None,
+                client_event_id: None,
+                original_event_id: None,
+                member_id: None,
+                test,
+                received_at,
+                occurred_at: None,
+                points: 0,
+                awards: Vec::new(),
+                raw,
+                raw_truncated,
+                mapped: None,
+                trace: None,
+                warnings: Vec::new(),
+                seq: 0,
+            };
+            if !item.is_object() {
+                entry.error = Some(ItemError::validation(
+                    if bulk {
+                        format!("/{index}")
+                    } else {
+                        String::new()
+                    },
+                    "an item must be a JSON object",
+                ));
+                items.push(PendingItem {
+                    entry,
+                    candidate: None,
+                });
+                continue;
+            }
+            if started.elapsed() > self.limits.max_request_mapping_time {
+                entry.error = Some(ItemError {
+                    code: "mapping_error".into(),
+                    message: "the request's mapping time budget was spent on earlier items".into(),
+                    path: None,
+                });
+                items.push(PendingItem {
+                    entry,
+                    candidate: None,
+                });
+                continue;
+            }
+            let mapped = match mapping.apply(&item, &self.limits.mapping) {
+                Ok(mapped) => mapped,
+                Err(e) => {
+                    entry.error = Some(ItemError {
+                        code: "mapping_error".into(),
+                        message: e.message,
+                        path: None,
+                    });
+                    items.push(PendingItem {
+                        entry,
+                        candidate: None,
+                    });
+                    continue;
+                }
+            };
+            // Kept as text: the log stores and answers it, and text clones cheaply.
+            entry.mapped = Some(RawJson::from_json_text(json_text(&mapped)));
+            let event = match validate(
+                &mapped,
+                connector.event_type,
+                received_at,
+                connector.max_event_age_days,
+            ) {
+                Ok(event) => event,
+                Err(error) => {
+                    entry.error = Some(error);
+                    items.push(PendingItem {
+                        entry,
+                        candidate: None,
+                    });
+                    continue;
+                }
+            };
+            // DESIGN.md: a missing timestamp means the time received.
+            entry.occurred_at = Some(event.occurred_at.unwrap_or(received_at));
+            entry.warnings = event.warnings.clone();
+            let client_event_id = event
+                .client_event_id
+                .clone()
+                .or_else(|| event.purchase.as_ref().map(|p| p.order_id.clone()))
+                .or_else(|| {
+                    authenticated.message_id.as_ref().map(|id| {
+                        if bulk {
+                            format!("{id}:{index}")
+                        } else {
+                            id.clone()
+                        }
+                    })
+                })
+                .unwrap_or_else(|| {
+                    // The fallback key hashes the item's JSON (its canonical form).
+                    derived_client_event_id(&connector.id, &raw_text)
+                });
+            entry.client_event_id = Some(client_event_id.clone());
+            let identifier = match normalize(
+                mapped.get("profile"),
+                &loaded.program.default_identifier_kind,
+            ) {
+                Ok(identifier) => identifier,
+                Err(reason) => {
+                    entry.status = ItemStatus::Ignored;
+                    entry.reason = Some(reason.as_str().into());
+                    items.push(PendingItem {
+                        entry,
+                        candidate: None,
+                    });
+                    continue;
+                }
+            };
+            let occurred_at = entry.occurred_at.unwrap_or(received_at);
+            items.push(PendingItem {
+                entry,
+                candidate: Some(Candidate {
+                    identifier,
+                    client_event_id,
+                    event,
+                    occurred_at,
+                }),
+            });
+        }
+        Ok(items)
+    }
+}

@@ -1,0 +1,174 @@
+//! Simulation: what would happen to a payload, read from the store, never written.
+
+use super::Engine;
+use crate::auth::Authenticated;
+use crate::error::{Error, Result};
+use crate::event::ItemError;
+use crate::ids::{ConnectorId, EventId, MemberId, ProgramId};
+use crate::ledger::ItemStatus;
+use crate::mapping::{Document, JsonataMapping, Mapping};
+use crate::member::{Identifier, IgnoredReason};
+use crate::rules::{apply_usage, Award, TraceEntry, Usage};
+use crate::store::PendingItem;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+/// What a simulation says would happen to one item.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulatedItem {
+    pub index: usize,
+    pub status: ItemStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_event_id: Option<EventId>,
+    pub mapped: Option<Value>,
+    pub member: Option<SimulatedMember>,
+    pub points: i64,
+    pub awards: Vec<Award>,
+    pub trace: Vec<TraceEntry>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The member a simulated item would use or create.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulatedMember {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<MemberId>,
+    pub kind: String,
+    pub value: String,
+    pub would_enroll: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SimulationResponse {
+    pub results: Vec<SimulatedItem>,
+}
+
+impl Engine {
+    /// What would happen to `payload` (an object or an array of them), with the connector's
+    /// mapping or `mapping` instead. Reads, never writes.
+    pub async fn simulate(
+        &self,
+        program: &ProgramId,
+        connector_id: &ConnectorId,
+        payload: Value,
+        mapping: Option<&str>,
+        test: Option<bool>,
+    ) -> Result<SimulationResponse> {
+        self.get_connector(program, connector_id).await?;
+        let loaded = self.load(connector_id).await?;
+        let candidate_mapping: Option<JsonataMapping> = mapping
+            .map(JsonataMapping::compile)
+            .transpose()
+            .map_err(Error::InvalidMapping)?;
+        let mapping: &dyn Mapping = match &candidate_mapping {
+            Some(m) => m,
+            None => loaded.mapping.as_ref(),
+        };
+        let test = test.unwrap_or(loaded.connector.test_mode);
+        let received_at = self.now();
+        let body = Document::items_of(payload, self.limits.max_batch_items)
+            .map_err(|e| self.body_error(e))?;
+        let items = self.prepare(
+            &loaded,
+            mapping,
+            body,
+            &Authenticated::default(),
+            test,
+            received_at,
+        )?;
+
+        // Earlier items of the same payload count, as they would in a real delivery.
+        let mut members: HashMap<Identifier, (Option<MemberId>, Usage)> = HashMap::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut results = Vec::with_capacity(items.len());
+        for (index, PendingItem { entry, candidate }) in items.into_iter().enumerate() {
+            let mut result = SimulatedItem {
+                index,
+                status: entry.status,
+                reason: entry.reason,
+                error: entry.error,
+                client_event_id: entry.client_event_id,
+                original_event_id: None,
+                mapped: entry.mapped.map(|m| m.to_value()),
+                member: None,
+                points: 0,
+                awards: Vec::new(),
+                trace: Vec::new(),
+                warnings: entry.warnings,
+            };
+            let Some(candidate) = candidate else {
+                results.push(result);
+                continue;
+            };
+            if !members.contains_key(&candidate.identifier) {
+                let found = self
+                    .store
+                    .find_member(program, &candidate.identifier)
+                    .await?;
+                members.insert(
+                    candidate.identifier.clone(),
+                    (found.map(|m| m.id), Usage::default()),
+                );
+            }
+            let (member_id, overlay) = members
+                .get_mut(&candidate.identifier)
+                .expect("inserted above");
+            result.member = Some(SimulatedMember {
+                id: member_id.clone(),
+                kind: candidate.identifier.kind.clone(),
+                value: candidate.identifier.value.clone(),
+                would_enroll: member_id.is_none() && loaded.program.enroll_unknown_members,
+            });
+            if member_id.is_none() && !loaded.program.enroll_unknown_members {
+                result.status = ItemStatus::Ignored;
+                result.reason = Some(IgnoredReason::UnknownMember.as_str().into());
+                results.push(result);
+                continue;
+            }
+            let original = self
+                .store
+                .find_accepted(connector_id, &candidate.client_event_id, test)
+                .await?;
+            if original.is_some() || !seen.insert(candidate.client_event_id.clone()) {
+                result.status = ItemStatus::Duplicate;
+                result.original_event_id = original;
+                results.push(result);
+                continue;
+            }
+            let mut usage = match member_id {
+                Some(id) => {
+                    let keys = loaded.rules.usage_keys(candidate.occurred_at);
+                    self.store.usage(program, id, &keys).await?
+                }
+                None => Usage::default(),
+            };
+            apply_usage(
+                &mut usage,
+                &overlay
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect::<Vec<_>>(),
+            );
+            let evaluation = loaded
+                .rules
+                .evaluate(&candidate.event, candidate.occurred_at, &usage);
+            apply_usage(overlay, &evaluation.usage_increments);
+            result.status = ItemStatus::Accepted;
+            result.points = evaluation.points();
+            result.awards = evaluation.awards;
+            result.trace = evaluation.trace;
+            results.push(result);
+        }
+        Ok(SimulationResponse { results })
+    }
+}
