@@ -434,9 +434,15 @@ impl RuleSet {
 /// Adds an evaluation's increments to a usage map (for the next event of the same member).
 pub fn apply_usage(usage: &mut Usage, increments: &[(UsageKey, UsageCount)]) {
     for (key, add) in increments {
-        let entry = usage.entry(key.clone()).or_default();
-        entry.count += add.count;
-        entry.points += add.points;
+        usage.entry(key.clone()).or_default().add(*add);
+    }
+}
+
+impl UsageCount {
+    /// Counts `other` too: the one place usage is added up.
+    pub fn add(&mut self, other: UsageCount) {
+        self.count += other.count;
+        self.points += other.points;
     }
 }
 

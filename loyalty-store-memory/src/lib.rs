@@ -16,8 +16,8 @@ use loyalty_core::member::{Identifier, Member};
 use loyalty_core::program::Program;
 use loyalty_core::rules::{apply_usage, Period, Rule, Usage, UsageCount, UsageKey};
 use loyalty_core::store::{
-    new_member, settle_accepted, settle_duplicate, settle_unknown_member, CommitBatch, PendingItem,
-    Store, StoreResult,
+    decide, new_member, settle_accepted, settle_duplicate, settle_unknown_member, CommitBatch,
+    Decision, PendingItem, Prior, Store, StoreResult,
 };
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -93,46 +93,47 @@ impl State {
                 batch.test,
             );
             let identity = (batch.program_id.clone(), candidate.identifier.clone());
-            if let Some((original, member)) = self.accepted.get(&key) {
-                settle_duplicate(&mut entry, original.clone(), member.clone());
-            } else if !self.identifiers.contains_key(&identity) && !batch.enroll_unknown_members {
-                settle_unknown_member(&mut entry);
-            } else {
-                let member_id = match self.identifiers.get(&identity) {
-                    Some(id) => id.clone(),
-                    None => {
-                        let member = new_member(
-                            &batch.program_id,
-                            &candidate.identifier,
-                            batch.test,
-                            batch.received_at,
-                        );
-                        let id = member.id.clone();
-                        self.identifiers.insert(identity, id.clone());
-                        self.members.insert(id.clone(), member);
-                        id
+            let prior = self.accepted.get(&key).map(|(event, member)| Prior {
+                event: Some(event.clone()),
+                member: member.clone(),
+            });
+            let known = self.identifiers.get(&identity).cloned();
+            match decide(prior, known, batch.enroll_unknown_members) {
+                Decision::Duplicate(prior) => settle_duplicate(&mut entry, prior),
+                Decision::UnknownMember => settle_unknown_member(&mut entry),
+                Decision::Accept { member } => {
+                    let member_id = match member {
+                        Some(id) => id,
+                        None => {
+                            let member = new_member(
+                                &batch.program_id,
+                                &candidate.identifier,
+                                batch.test,
+                                batch.received_at,
+                            );
+                            let id = member.id.clone();
+                            self.identifiers.insert(identity, id.clone());
+                            self.members.insert(id.clone(), member);
+                            id
+                        }
+                    };
+                    let no_usage = Usage::default();
+                    let usage = self.usage.get(&member_id).unwrap_or(&no_usage);
+                    let (evaluation, entries_to_append) =
+                        settle_accepted(&mut entry, candidate, &member_id, &batch.rules, usage);
+                    if !evaluation.usage_increments.is_empty() {
+                        let usage = self.usage.entry(member_id.clone()).or_default();
+                        apply_usage(usage, &evaluation.usage_increments);
                     }
-                };
-                let no_usage = Usage::default();
-                let usage = self.usage.get(&member_id).unwrap_or(&no_usage);
-                let (evaluation, entries_to_append) =
-                    settle_accepted(&mut entry, candidate, &member_id, &batch.rules, usage);
-                if !evaluation.usage_increments.is_empty() {
-                    let usage = self.usage.entry(member_id.clone()).or_default();
-                    for (key, add) in evaluation.usage_increments {
-                        let count = usage.entry(key).or_default();
-                        count.count += add.count;
-                        count.points += add.points;
+                    let member = self.members.get_mut(&member_id).expect("resolved above");
+                    member.balance += entry.points;
+                    if !batch.test {
+                        member.test = false;
                     }
+                    self.accepted
+                        .insert(key, (entry.id.clone(), Some(member_id)));
+                    ledger = entries_to_append;
                 }
-                let member = self.members.get_mut(&member_id).expect("resolved above");
-                member.balance += entry.points;
-                if !batch.test {
-                    member.test = false;
-                }
-                self.accepted
-                    .insert(key, (entry.id.clone(), Some(member_id)));
-                ledger = entries_to_append;
             }
         }
         entry.seq = self.position();

@@ -10,7 +10,8 @@ use loyalty_core::ids::{EventId, MemberId};
 use loyalty_core::ledger::{LedgerEntry, LogEntry, RawJson};
 use loyalty_core::rules::{apply_usage, Usage, UsageCount, UsageKey};
 use loyalty_core::store::{
-    settle_accepted, settle_duplicate, settle_unknown_member, Candidate, CommitBatch, StoreResult,
+    settle_accepted, settle_duplicate, settle_unknown_member, Candidate, CommitBatch, Prior,
+    StoreResult,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
@@ -627,18 +628,22 @@ fn decide(
         };
         let claimant = claimants.get(&key).filter(|_| claimed.contains(&key));
         if let Some((original, member)) = owners.get(&key).filter(|_| claimant.is_none()) {
-            settle_duplicate(
-                &mut slots[index].entry,
-                original.clone(),
-                Some(member.clone()),
-            );
+            let prior = Prior {
+                event: Some(original.clone()),
+                member: Some(member.clone()),
+            };
+            settle_duplicate(&mut slots[index].entry, prior);
             continue;
         }
         match claimant {
             Some(&claimant) if claimant < index => {
                 let original = slots[claimant].entry.id.clone();
                 let member = slots[claimant].entry.member_id.clone();
-                settle_duplicate(&mut slots[index].entry, original, member);
+                let prior = Prior {
+                    event: Some(original),
+                    member,
+                };
+                settle_duplicate(&mut slots[index].entry, prior);
             }
             Some(&claimant) if claimant == index => {
                 let (member_key, _) = &usage_keys[&index];

@@ -9,7 +9,7 @@ use crate::ledger::ItemStatus;
 use crate::mapping::{Document, JsonataMapping, Mapping};
 use crate::member::{Identifier, IgnoredReason};
 use crate::rules::{apply_usage, Award, TraceEntry, Usage};
-use crate::store::PendingItem;
+use crate::store::{decide, Decision, PendingItem, Prior};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -129,21 +129,41 @@ impl Engine {
                 value: candidate.identifier.value.clone(),
                 would_enroll: member_id.is_none() && loaded.program.enroll_unknown_members,
             });
-            if member_id.is_none() && !loaded.program.enroll_unknown_members {
-                result.status = ItemStatus::Ignored;
-                result.reason = Some(IgnoredReason::UnknownMember.as_str().into());
-                results.push(result);
-                continue;
-            }
-            let original = self
+            // An earlier item of the payload that would be accepted holds its key as well.
+            let prior = match self
                 .store
                 .find_accepted(connector_id, &candidate.client_event_id, test)
-                .await?;
-            if original.is_some() || !seen.insert(candidate.client_event_id.clone()) {
-                result.status = ItemStatus::Duplicate;
-                result.original_event_id = original;
-                results.push(result);
-                continue;
+                .await?
+            {
+                Some(original) => Some(Prior {
+                    event: Some(original),
+                    member: None,
+                }),
+                None => seen.contains(&candidate.client_event_id).then_some(Prior {
+                    event: None,
+                    member: None,
+                }),
+            };
+            match decide(
+                prior,
+                member_id.clone(),
+                loaded.program.enroll_unknown_members,
+            ) {
+                Decision::Duplicate(prior) => {
+                    result.status = ItemStatus::Duplicate;
+                    result.original_event_id = prior.event;
+                    results.push(result);
+                    continue;
+                }
+                Decision::UnknownMember => {
+                    result.status = ItemStatus::Ignored;
+                    result.reason = Some(IgnoredReason::UnknownMember.as_str().into());
+                    results.push(result);
+                    continue;
+                }
+                Decision::Accept { .. } => {
+                    seen.insert(candidate.client_event_id.clone());
+                }
             }
             let mut usage = match member_id {
                 Some(id) => {

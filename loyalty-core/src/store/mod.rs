@@ -9,20 +9,26 @@
 //! 3. reads the member's usage for the keys the rules name, calls [`RuleSet::evaluate`] (pure),
 //!    and writes the log entry, the ledger entries, the usage and the balance.
 //!
-//! [`settle_accepted`] and friends hold the decisions, so that stores only store.
+//! [`decide`] holds that order and [`settle_accepted`] and friends what each outcome writes into
+//! the log entry, so that stores (and simulation) only look things up and store.
 
 use crate::connector::Connector;
 use crate::error::StoreError;
 use crate::event::CanonicalEvent;
-use crate::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, RuleId};
+use crate::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
 use crate::ledger::{
-    ActivityItem, EventFilter, ItemStatus, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
+    ActivityItem, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
 };
-use crate::member::{Identifier, IgnoredReason, Member};
+use crate::member::{Identifier, Member};
 use crate::program::Program;
-use crate::rules::{Evaluation, Rule, RuleSet, Usage, UsageKey};
+use crate::rules::{Rule, RuleSet, Usage, UsageKey};
 use async_trait::async_trait;
+
+mod decision;
 use chrono::{DateTime, Utc};
+pub use decision::{
+    decide, new_member, settle_accepted, settle_duplicate, settle_unknown_member, Decision, Prior,
+};
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -134,71 +140,4 @@ pub trait Store: Send + Sync + Debug {
         program: &ProgramId,
         connector: &ConnectorId,
     ) -> StoreResult<PurgeCounts>;
-}
-
-/// Marks `entry` a duplicate of `original`.
-pub fn settle_duplicate(entry: &mut LogEntry, original: EventId, member: Option<MemberId>) {
-    entry.status = ItemStatus::Duplicate;
-    entry.original_event_id = Some(original);
-    entry.member_id = member;
-    entry.points = 0;
-    entry.awards.clear();
-}
-
-/// Marks `entry` ignored: the program does not enrol unknown members.
-pub fn settle_unknown_member(entry: &mut LogEntry) {
-    entry.status = ItemStatus::Ignored;
-    entry.reason = Some(IgnoredReason::UnknownMember.as_str().into());
-}
-
-/// Evaluates the rules for an accepted item and fills its entry; returns the evaluation
-/// (whose usage increments the store adds) and the ledger entries to append.
-pub fn settle_accepted(
-    entry: &mut LogEntry,
-    candidate: &Candidate,
-    member: &MemberId,
-    rules: &RuleSet,
-    usage: &Usage,
-) -> (Evaluation, Vec<LedgerEntry>) {
-    let evaluation = rules.evaluate(&candidate.event, candidate.occurred_at, usage);
-    entry.status = ItemStatus::Accepted;
-    entry.member_id = Some(member.clone());
-    entry.points = evaluation.points();
-    entry.awards = evaluation.awards.clone();
-    entry.trace = Some(evaluation.trace.clone());
-    let ledger = evaluation
-        .awards
-        .iter()
-        .map(|award| LedgerEntry {
-            id: LedgerEntryId::generate(),
-            program_id: entry.program_id.clone(),
-            member_id: member.clone(),
-            event_id: entry.id.clone(),
-            connector_id: entry.connector_id.clone(),
-            rule_id: award.rule_id.clone(),
-            points: award.points,
-            test: entry.test,
-            created_at: entry.received_at,
-            occurred_at: candidate.occurred_at,
-            seq: 0,
-        })
-        .collect();
-    (evaluation, ledger)
-}
-
-/// A member enrolled by an item.
-pub fn new_member(
-    program: &ProgramId,
-    identifier: &Identifier,
-    test: bool,
-    at: DateTime<Utc>,
-) -> Member {
-    Member {
-        id: MemberId::generate(),
-        program_id: program.clone(),
-        identifiers: vec![identifier.clone()],
-        balance: 0,
-        test,
-        created_at: at,
-    }
 }
