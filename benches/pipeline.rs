@@ -1,6 +1,6 @@
 //! The engine's pipeline, stage by stage and whole, in memory.
 //!
-//! - `mapping/*`: the seed mapping of API.md on the ~1.4 KB "Article Read" payload of
+//! - `mapping/*`: the seed mapping (docs/concepts.md) on the ~1.4 KB "Article Read" payload of
 //!   `benches/payload.json` (parse the body into a `Document`, apply, serialize the output), plus
 //!   the parse and the apply alone, to show where the time goes.
 //! - `rules/evaluate_10_mixed`: ten rules of mixed kinds on one canonical event.
@@ -271,8 +271,8 @@ fn rules(c: &mut Criterion) {
 }
 
 /// A fresh in-memory engine with the seed connector (query token) and the seed rule of
-/// API.md (10 points for a sport article when `total >= 5`, once a day), whose 1000 members
-/// already exist.
+/// docs/http-api.md (10 points for a sport article when `total >= 5`, once a day), whose 1000
+/// members already exist.
 async fn seeded_engine(counter: &AtomicU64) -> (Arc<Engine>, String) {
     let engine = Arc::new(Engine::new(
         Arc::new(MemoryStore::new()),

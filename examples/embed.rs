@@ -1,6 +1,6 @@
 //! Embedding the engine in a Rust program: the seed scenario end to end, in memory.
 //!
-//! An "Article Read" connector with the mapping of API.md, a rule on `theme` and `total`, and
+//! An "Article Read" connector with the seed mapping of docs/concepts.md, a rule on `theme` and `total`, and
 //! a bulk of events (one without an email, one duplicate); prints each result and the
 //! balances.
 //!

@@ -1,7 +1,7 @@
 //! A load generator for the example server (or the bare axum endpoint), on this machine only.
 //!
 //! Against the engine it first creates, through the admin API, a program, the seed "Article
-//! Read" connector with the chosen authentication and the seed rule of API.md; then for
+//! Read" connector with the chosen authentication and the seed rule of docs/http-api.md; then for
 //! `--duration` seconds `--connections` keep-alive HTTP/1.1 connections each post one request
 //! after another: one event a request (`--mode single`) or arrays of `--bulk-size` events
 //! (`--mode bulk`). Every event has its own `eventId`, and the members cycle through

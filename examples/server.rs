@@ -1,4 +1,4 @@
-//! The example server: the whole API of API.md over HTTP.
+//! The example server: the whole API of docs/http-api.md over HTTP.
 //!
 //! ```sh
 //! cargo run --release --example server -- --listen 127.0.0.1:8080 --admin-token T [--database-url URL]

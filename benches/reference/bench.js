@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The JSONata reference implementation (npm `jsonata`, pinned in package.json) on the seed
-// mapping of API.md and the payload of ../payload.json: per evaluation, JSON.parse of the
+// seed mapping (docs/concepts.md) and the payload of ../payload.json: per evaluation, JSON.parse of the
 // compact text + evaluate + JSON.stringify of the result, the same work as the Rust bench
 // `mapping/seed_parse_apply_output`. Prints one JSON line with evaluations per second.
 //

@@ -20,7 +20,7 @@ pub const DEFAULT_TOLERANCE_SECONDS: u64 = 300;
 const MAX_SECRETS: usize = 10;
 const MAX_SECRET_LEN: usize = 512;
 
-/// Authentication as an admin writes it (API.md). Left-out tokens and secrets are generated
+/// Authentication as an admin writes it (docs/http-api.md). Left-out tokens and secrets are generated
 /// (new connector) or kept (replacement).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
@@ -518,8 +518,8 @@ fn check_header_name(name: &str, path: &str) -> Result<()> {
     }
 }
 
-/// Any length from 1 byte: the sender's system may impose its own token (API.md's example is
-/// `s3cret`); a token left out is generated, long and random.
+/// Any length from 1 byte: the sender's system may impose its own token (the documentation's
+/// example is `s3cret`); a token left out is generated, long and random.
 fn check_token(token: &str, path: &str) -> Result<String> {
     if token.is_empty() || token.len() > MAX_SECRET_LEN {
         return Err(Error::invalid(path, "a token must be 1 to 512 bytes long"));

@@ -175,7 +175,7 @@ pub fn article_connector_spec() -> ConnectorSpec {
     .unwrap()
 }
 
-/// The seed rule of API.md on `connector`: 10 points for a sport article when `total >= 5`,
+/// The seed rule of docs/http-api.md on `connector`: 10 points for a sport article when `total >= 5`,
 /// at most `per_day` times a day.
 pub fn seed_rule_spec(connector: &ConnectorId, per_day: i64) -> RuleSpec {
     serde_json::from_value(json!({

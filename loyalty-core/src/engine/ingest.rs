@@ -29,6 +29,30 @@ pub struct IncomingRequest<'a> {
     pub test: bool,
 }
 
+/// The connector a request is sent to, found and loaded, before its authentication is
+/// checked.
+#[derive(Clone, Debug)]
+pub struct IngestTarget {
+    loaded: Arc<LoadedConnector>,
+}
+
+impl IngestTarget {
+    pub fn connector_id(&self) -> &ConnectorId {
+        &self.loaded.connector.id
+    }
+
+    /// The connector's authentication scheme (`queryToken`, `hubSignature`, …).
+    pub fn scheme(&self) -> &'static str {
+        self.loaded.connector.auth.scheme()
+    }
+
+    /// The query parameter that carries the connector's token, if it has one: a server keeps
+    /// it out of its logs.
+    pub fn secret_query_param(&self) -> Option<&str> {
+        self.loaded.connector.auth.secret_query_param()
+    }
+}
+
 /// A request whose connector is found and whose authentication holds: ready for
 /// [`Engine::map_items`]. It owns what it needs, so it can move to another thread.
 #[derive(Debug)]
@@ -83,13 +107,33 @@ impl Engine {
         self.commit(batch).await
     }
 
-    /// Step 1: finds the connector and checks the request's authentication and size.
+    /// Step 1: finds the connector and checks the request's authentication and size
+    /// ([`Engine::ingest_target`] then [`Engine::authenticate_for`]).
     pub async fn authenticate(
         &self,
         request: &IncomingRequest<'_>,
     ) -> Result<AuthenticatedRequest> {
+        let target = self.ingest_target(request.connector_id).await?;
+        self.authenticate_for(target, request)
+    }
+
+    /// The connector a request is sent to, loaded: a server calls this once, before it reads
+    /// the body (an unknown connector is `NotFound` before anything is read), then
+    /// [`Engine::authenticate_for`] once the body is in.
+    pub async fn ingest_target(&self, connector_id: &str) -> Result<IngestTarget> {
+        Ok(IngestTarget {
+            loaded: self.load(&ConnectorId::new(connector_id)).await?,
+        })
+    }
+
+    /// Checks the request's size and authentication against its connector.
+    pub fn authenticate_for(
+        &self,
+        target: IngestTarget,
+        request: &IncomingRequest<'_>,
+    ) -> Result<AuthenticatedRequest> {
         let received_at = self.now();
-        let loaded = self.load(&ConnectorId::new(request.connector_id)).await?;
+        let loaded = target.loaded;
         if request.body.len() > self.limits.max_body_bytes {
             return Err(Error::PayloadTooLarge {
                 limit: self.limits.max_body_bytes,
@@ -180,8 +224,8 @@ impl Engine {
         Some((auth.scheme(), auth.secret_query_param().map(str::to_owned)))
     }
 
-    /// Steps 2 and 3 of DESIGN.md for every item: map, validate, normalise the identifier,
-    /// choose the idempotency key. Synchronous: the document never crosses an await.
+    /// Prepares every item for the store: map, validate, normalise the identifier, choose the
+    /// idempotency key. Synchronous: the document never crosses an await.
     pub(super) fn prepare(
         &self,
         loaded: &LoadedConnector,
@@ -286,7 +330,7 @@ impl Engine {
                     continue;
                 }
             };
-            // DESIGN.md: a missing timestamp means the time received.
+            // A missing timestamp means the time received.
             entry.occurred_at = Some(event.occurred_at.unwrap_or(received_at));
             entry.warnings = event.warnings.clone();
             let client_event_id = event

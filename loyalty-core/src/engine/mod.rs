@@ -11,7 +11,7 @@ mod queries;
 mod results;
 mod simulate;
 
-pub use ingest::{AuthenticatedRequest, IncomingRequest};
+pub use ingest::{AuthenticatedRequest, IncomingRequest, IngestTarget};
 pub use results::{IngestResponse, ItemResult};
 pub use simulate::{SimulatedItem, SimulatedMember, SimulationResponse};
 
@@ -22,7 +22,7 @@ use cache::ConnectorCache;
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
-/// Limits of the engine (DESIGN.md gives the defaults).
+/// Limits of the engine (the defaults are the documented ones: see `docs/http-api.md`).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_body_bytes: usize,

@@ -31,7 +31,7 @@ pub struct ItemResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_id: Option<MemberId>,
     pub points: i64,
-    /// For an accepted item, always (empty when no rule awarded): API.md's shape.
+    /// For an accepted item, always (empty when no rule awarded): the documented shape.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub awards: Option<Vec<Award>>,
     #[serde(skip_serializing_if = "Option::is_none")]
