@@ -1,19 +1,14 @@
 //! Embedding the engine in a Rust program: the seed scenario end to end, in memory.
 //!
-//! An "Article Read" connector with the seed mapping of docs/concepts.md, a rule on `theme` and `total`, and
-//! a bulk of events (one without an email, one duplicate); prints each result and the
+//! An "Article Read" connector with the seed mapping of docs/concepts.md, a rule on `theme` and
+//! `total` built from typed conditions, and a bulk of events (one without an email, one duplicate); prints each result and the
 //! balances.
 //!
 //! ```sh
 //! cargo run --example embed
 //! ```
 
-use loyalty::core::clock::SystemClock;
-use loyalty::core::connector::ConnectorSpec;
-use loyalty::core::engine::IncomingRequest;
-use loyalty::core::program::ProgramSpec;
-use loyalty::core::rules::RuleSpec;
-use loyalty::core::Engine;
+use loyalty::core::prelude::*;
 use loyalty::store_memory::MemoryStore;
 use serde_json::json;
 use std::sync::Arc;
@@ -29,25 +24,22 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
 
-    let connector: ConnectorSpec = serde_json::from_value(json!({
-        "name": "Article Read",
-        "eventType": "custom.basic",
-        "auth": {"type": "queryToken", "param": "token", "token": "s3cret-token"},
-        "mapping": r#"{ "clientEventId": eventId, "profile": {"kind": "default", "value": profile.email}, "payload": {"timestamp": timestamp, "tags": [{"name": "theme", "value": article.theme}], "counters": [{"name": "total", "value": totalArticlesRead}]} }"#,
-    }))?;
+    let mapping = r#"{ "clientEventId": eventId, "profile": {"kind": "default", "value": profile.email}, "payload": {"timestamp": timestamp, "tags": [{"name": "theme", "value": article.theme}], "counters": [{"name": "total", "value": totalArticlesRead}]} }"#;
+    let connector = ConnectorSpec::new(
+        "Article Read",
+        EventType::CustomBasic,
+        AuthSpec::query_token("token", "s3cret-token"),
+        mapping,
+    );
     let connector = engine.create_connector(&program.id, connector).await?;
-    println!("connector {} at {}", connector.id, connector.endpoint);
+    println!("connector {}", connector.id);
 
-    let rule: RuleSpec = serde_json::from_value(json!({
-        "name": "Sport readers",
-        "connectorId": connector.id,
-        "conditions": {"all": [
-            {"tag": "theme", "op": "eq", "value": "sport"},
-            {"counter": "total", "op": "gte", "value": 5}
-        ]},
-        "points": {"fixed": 10},
-        "limits": [{"count": 3, "per": "day"}]
-    }))?;
+    let rule = RuleSpec::new("Sport readers", connector.id.clone(), PointsRule::fixed(10))
+        .when(Condition::all([
+            Condition::tag("theme", TextTest::Eq("sport".into())),
+            Condition::counter("total", NumberTest::Gte(5.0)),
+        ]))
+        .limit(Limit::count(3, Period::Day));
     let rule = engine.create_rule(&program.id, rule).await?;
     println!("rule {} ({})", rule.id, rule.name);
 
@@ -80,22 +72,25 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     for result in &response.results {
-        let why = result
-            .reason
-            .clone()
-            .or_else(|| result.error.as_ref().map(|e| e.message.clone()))
-            .or_else(|| {
-                result
-                    .original_event_id
-                    .as_ref()
-                    .map(|o| format!("duplicate of {o}"))
-            })
-            .unwrap_or_default();
+        let why = match &result.outcome {
+            ItemOutcome::Accepted { awards, .. } => format!("{} award(s)", awards.len()),
+            ItemOutcome::Duplicate {
+                original_event_id, ..
+            } => format!(
+                "duplicate of {}",
+                original_event_id.as_ref().map_or("?", |id| id.as_str())
+            ),
+            ItemOutcome::Ignored { reason } => reason.clone().unwrap_or_default(),
+            ItemOutcome::Rejected { error } => error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_default(),
+        };
         println!(
             "item {}: {:<9} {:>3} points  {} {}",
             result.index,
-            result.status.as_str(),
-            result.points,
+            result.status().as_str(),
+            result.points(),
             result.client_event_id.as_deref().unwrap_or("-"),
             why
         );

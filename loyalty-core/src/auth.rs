@@ -20,8 +20,8 @@ pub const DEFAULT_TOLERANCE_SECONDS: u64 = 300;
 const MAX_SECRETS: usize = 10;
 const MAX_SECRET_LEN: usize = 512;
 
-/// Authentication as an admin writes it (docs/http-api.md). Left-out tokens and secrets are generated
-/// (new connector) or kept (replacement).
+/// Authentication as an admin writes it (docs/http-api.md). Left-out tokens and secrets are
+/// generated (new connector) or kept (replacement).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum AuthSpec {
@@ -46,6 +46,41 @@ pub enum AuthSpec {
         secrets: Option<Vec<String>>,
         tolerance_seconds: Option<u64>,
     },
+}
+
+impl AuthSpec {
+    /// A token in the query string (`?param=token`).
+    pub fn query_token(param: impl Into<String>, token: impl Into<String>) -> Self {
+        AuthSpec::QueryToken {
+            param: Some(param.into()),
+            token: Some(token.into()),
+        }
+    }
+
+    /// A token in a header.
+    pub fn header_token(header: impl Into<String>, token: impl Into<String>) -> Self {
+        AuthSpec::HeaderToken {
+            header: Some(header.into()),
+            token: Some(token.into()),
+        }
+    }
+
+    /// An HMAC-SHA256 signature of the raw body, `sha256=<hex>` in `X-Hub-Signature-256`.
+    pub fn hub_signature(secrets: impl IntoIterator<Item = String>) -> Self {
+        AuthSpec::HubSignature {
+            header: None,
+            algorithm: None,
+            secrets: Some(secrets.into_iter().collect()),
+        }
+    }
+
+    /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+    pub fn standard_webhooks(secrets: impl IntoIterator<Item = String>) -> Self {
+        AuthSpec::StandardWebhooks {
+            secrets: Some(secrets.into_iter().collect()),
+            tolerance_seconds: None,
+        }
+    }
 }
 
 /// Authentication as stored: tokens only as hashes; HMAC keys (which must be kept to verify)

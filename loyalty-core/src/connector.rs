@@ -114,6 +114,24 @@ impl Connector {
 }
 
 impl ConnectorSpec {
+    /// A connector that maps its payloads with the JSONata expression `mapping` into
+    /// `event_type` events, authenticated by `auth`.
+    pub fn new(
+        name: impl Into<String>,
+        event_type: EventType,
+        auth: AuthSpec,
+        mapping: impl Into<String>,
+    ) -> Self {
+        ConnectorSpec {
+            name: name.into(),
+            event_type,
+            auth,
+            mapping: mapping.into(),
+            test_mode: false,
+            max_event_age_days: None,
+        }
+    }
+
     pub(crate) fn check(&self) -> Result<u32> {
         crate::program::check_name(&self.name, "/name")?;
         let days = self

@@ -41,3 +41,20 @@ pub mod testing;
 
 pub use engine::{Engine, Limits};
 pub use error::Error;
+
+/// What an embedding program needs, in one import: `use loyalty_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::auth::AuthSpec;
+    pub use crate::clock::{Clock, FixedClock, SystemClock};
+    pub use crate::connector::{ConnectorSpec, EventType};
+    pub use crate::engine::{
+        IncomingRequest, IngestResponse, ItemOutcome, ItemResult, SimulationResponse,
+    };
+    pub use crate::error::Result;
+    pub use crate::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
+    pub use crate::ledger::ItemStatus;
+    pub use crate::program::ProgramSpec;
+    pub use crate::rules::{Condition, Limit, NumberTest, Period, PointsRule, RuleSpec, TextTest};
+    pub use crate::store::Store;
+    pub use crate::{Engine, Error, Limits};
+}

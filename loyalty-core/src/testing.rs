@@ -202,7 +202,7 @@ pub fn article(event_id: &str, email: &str, theme: &str, total: i64) -> Value {
 }
 
 fn statuses(response: &IngestResponse) -> Vec<ItemStatus> {
-    response.results.iter().map(|r| r.status).collect()
+    response.results.iter().map(|r| r.status()).collect()
 }
 
 pub async fn accepts_and_awards_points(store: Arc<dyn Store>) {
@@ -215,7 +215,7 @@ pub async fn accepts_and_awards_points(store: Arc<dyn Store>) {
         .await;
     assert_eq!(statuses(&response), [ItemStatus::Accepted]);
     let result = &response.results[0];
-    assert_eq!(result.points, 10);
+    assert_eq!(result.points(), 10);
     assert_eq!(result.client_event_id.as_deref(), Some("a-1"));
     assert_eq!(f.balance("ann@example.com").await, Some(10));
     let logged = f
@@ -225,7 +225,7 @@ pub async fn accepts_and_awards_points(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(logged.status, ItemStatus::Accepted);
     assert_eq!(logged.points, 10);
-    assert_eq!(logged.member_id, result.member_id);
+    assert_eq!(logged.member_id.as_ref(), result.member_id());
     assert_eq!(logged.raw.to_value()["eventId"], "a-1");
     assert_eq!(
         logged.mapped.as_ref().unwrap().to_value()["clientEventId"],
@@ -242,7 +242,7 @@ pub async fn accepts_and_awards_points(store: Arc<dyn Store>) {
         )
         .await;
     assert_eq!(
-        (response.results[0].status, response.results[0].points),
+        (response.results[0].status(), response.results[0].points()),
         (ItemStatus::Accepted, 0)
     );
     let logged = f
@@ -265,10 +265,10 @@ pub async fn duplicates_award_once(store: Arc<dyn Store>) {
     let second = f.send(&body, false).await;
     assert_eq!(statuses(&second), [ItemStatus::Duplicate]);
     assert_eq!(
-        second.results[0].original_event_id.as_ref(),
+        second.results[0].original_event_id(),
         Some(&first.results[0].event_id)
     );
-    assert_eq!(second.results[0].points, 0);
+    assert_eq!(second.results[0].points(), 0);
     assert_eq!(f.balance("ann@example.com").await, Some(10));
     // Both deliveries are in the log, under the ids they were answered with.
     let duplicate = f
@@ -286,7 +286,7 @@ pub async fn duplicates_award_once(store: Arc<dyn Store>) {
     let one = f.send(&anonymous, false).await;
     let two = f.send(&anonymous, false).await;
     assert_eq!(
-        (one.results[0].status, two.results[0].status),
+        (one.results[0].status(), two.results[0].status()),
         (ItemStatus::Accepted, ItemStatus::Duplicate)
     );
     assert_eq!(
@@ -306,7 +306,7 @@ pub async fn live_and_test_are_separate_namespaces(store: Arc<dyn Store>) {
     let test_again = f.send(&body, true).await;
     assert_eq!(statuses(&test_again), [ItemStatus::Duplicate]);
     assert_eq!(
-        test_again.results[0].original_event_id.as_ref(),
+        test_again.results[0].original_event_id(),
         Some(&test.results[0].event_id)
     );
     assert_eq!(f.balance("ann@example.com").await, Some(20));
@@ -318,7 +318,7 @@ pub async fn rejected_and_ignored_items_do_not_claim_their_id(store: Arc<dyn Sto
     broken["totalArticlesRead"] = json!("many");
     let response = f.send(&broken.to_string(), false).await;
     assert_eq!(statuses(&response), [ItemStatus::Rejected]);
-    let error = response.results[0].error.as_ref().unwrap();
+    let error = response.results[0].error().unwrap();
     assert_eq!(
         (error.code.as_str(), error.path.as_deref()),
         ("validation_failed", Some("/payload/counters/0/value"))
@@ -327,13 +327,13 @@ pub async fn rejected_and_ignored_items_do_not_claim_their_id(store: Arc<dyn Sto
     let response = f.send(&no_email.to_string(), false).await;
     assert_eq!(statuses(&response), [ItemStatus::Ignored]);
     assert_eq!(
-        response.results[0].reason.as_deref(),
+        response.results[0].reason(),
         Some("missing_identifier")
     );
     let bad_email = article("a-1", "not-an-email", "sport", 5);
     let response = f.send(&bad_email.to_string(), false).await;
     assert_eq!(
-        response.results[0].reason.as_deref(),
+        response.results[0].reason(),
         Some("invalid_identifier")
     );
     let fixed = f
@@ -368,7 +368,7 @@ pub async fn unknown_members_are_ignored_when_enrolment_is_off(store: Arc<dyn St
         .await;
     assert_eq!(statuses(&response), [ItemStatus::Ignored]);
     assert_eq!(
-        response.results[0].reason.as_deref(),
+        response.results[0].reason(),
         Some("unknown_member")
     );
     assert_eq!(f.balance("ann@example.com").await, None);
@@ -411,11 +411,11 @@ pub async fn bulk_items_are_processed_one_by_one(store: Arc<dyn Store>) {
         [0, 1, 2, 3, 4, 5]
     );
     assert_eq!(
-        response.results[2].original_event_id.as_ref(),
+        response.results[2].original_event_id(),
         Some(&response.results[0].event_id)
     );
     assert_eq!(
-        response.results[4].error.as_ref().unwrap().path.as_deref(),
+        response.results[4].error().unwrap().path.as_deref(),
         Some("/4")
     );
     for result in &response.results {
@@ -424,7 +424,7 @@ pub async fn bulk_items_are_processed_one_by_one(store: Arc<dyn Store>) {
             .get_event(&f.program, &result.event_id)
             .await
             .unwrap();
-        assert_eq!(logged.status, result.status);
+        assert_eq!(logged.status, result.status());
     }
     assert_eq!(f.balance("ann@example.com").await, Some(10));
     assert_eq!(f.balance("bob@example.com").await, Some(10));
@@ -466,7 +466,8 @@ pub async fn concurrent_deliveries_accept_once_and_respect_limits(store: Arc<dyn
                     response
                         .results
                         .into_iter()
-                        .map(|r| (r.client_event_id.unwrap(), r.status, r.points)),
+                        .map(|r| (r.status(), r.points(), r.client_event_id.unwrap()))
+                        .map(|(status, points, id)| (id, status, points)),
                 );
             }
             results
@@ -532,7 +533,7 @@ pub async fn point_limits_cut_the_last_award(store: Arc<dyn Store>) {
                 false,
             )
             .await;
-        points.push(response.results[0].points);
+        points.push(response.results[0].points());
     }
     assert_eq!(points, [10, 10, 5, 0]);
     assert_eq!(f.balance("ann@example.com").await, Some(25));
@@ -560,7 +561,7 @@ pub async fn purge_removes_only_test_data(store: Arc<dyn Store>) {
             false,
         )
         .await;
-    assert_eq!(blocked.results[0].points, 0);
+    assert_eq!(blocked.results[0].points(), 0);
     let tess = f
         .engine
         .find_member(&f.program, "email", "tess@example.com")
@@ -608,7 +609,7 @@ pub async fn purge_removes_only_test_data(store: Arc<dyn Store>) {
             false,
         )
         .await;
-    assert_eq!(live.results[0].points, 10);
+    assert_eq!(live.results[0].points(), 10);
     // Purged test ids can be sent again, for test or for real.
     let again = f
         .send(
@@ -616,7 +617,7 @@ pub async fn purge_removes_only_test_data(store: Arc<dyn Store>) {
             true,
         )
         .await;
-    assert_eq!(again.results[0].status, ItemStatus::Accepted);
+    assert_eq!(again.results[0].status(), ItemStatus::Accepted);
     let log = f
         .engine
         .list_events(&f.program, &EventFilter::default(), Some(500), None)
@@ -914,7 +915,7 @@ pub async fn what_is_stored_comes_back_as_written(store: Arc<dyn Store>) {
     let mut item = article("e-1", "ann@example.com", "sport", 5);
     item["timestamp"] = json!("2026-11-26T11:00:00.987654321Z");
     let response = f.send(&item.to_string(), false).await;
-    assert_eq!(response.results[0].status, ItemStatus::Accepted);
+    assert_eq!(response.results[0].status(), ItemStatus::Accepted);
     let logged = f
         .engine
         .get_event(&f.program, &response.results[0].event_id)
@@ -950,7 +951,7 @@ pub async fn connectors_and_rules_round_trip(store: Arc<dyn Store>) {
             false,
         )
         .await;
-    assert_eq!(response.results[0].points, 10);
+    assert_eq!(response.results[0].points(), 10);
     f.engine
         .delete_rule(&f.program, &rules[0].id)
         .await
@@ -967,7 +968,7 @@ pub async fn connectors_and_rules_round_trip(store: Arc<dyn Store>) {
             false,
         )
         .await;
-    assert_eq!(response.results[0].points, 0);
+    assert_eq!(response.results[0].points(), 0);
     f.engine
         .delete_connector(&f.program, &f.connector)
         .await

@@ -234,7 +234,7 @@ proptest! {
                     })
                     .await
                     .unwrap();
-                prop_assert_eq!(response.results[0].status, ItemStatus::Duplicate);
+                prop_assert_eq!(response.results[0].status(), ItemStatus::Duplicate);
             }
             prop_assert_eq!(before, balances(&engine, &program).await);
             Ok(())

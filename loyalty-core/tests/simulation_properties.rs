@@ -168,13 +168,13 @@ proptest! {
                 for (simulated, result) in simulated.iter().zip(&ingested.results) {
                     let logged = engine.get_event(&program, &result.event_id).await.unwrap();
                     let context = format!("item {} of {step:?}", result.index);
-                    prop_assert_eq!(simulated.status, result.status, "{}", context);
-                    prop_assert_eq!(&simulated.reason, &result.reason, "{}", context);
-                    prop_assert_eq!(simulated.points, result.points, "{}", context);
+                    prop_assert_eq!(simulated.status, result.status(), "{}", context);
+                    prop_assert_eq!(simulated.reason.as_deref(), result.reason(), "{}", context);
+                    prop_assert_eq!(simulated.points, result.points(), "{}", context);
                     prop_assert_eq!(&simulated.awards, &logged.awards, "{}", context);
                     prop_assert_eq!(&simulated.trace, &logged.trace.unwrap_or_default(), "{}", context);
                     if let Some(original) = &simulated.original_event_id {
-                        prop_assert_eq!(Some(original), result.original_event_id.as_ref(), "{}", context);
+                        prop_assert_eq!(Some(original), result.original_event_id(), "{}", context);
                     }
                 }
             }

@@ -213,7 +213,7 @@ async fn load_task(shared: Arc<Shared>, items: usize, stop: Arc<AtomicBool>) -> 
                 result.not_accepted += response
                     .results
                     .iter()
-                    .filter(|r| r.status != ItemStatus::Accepted)
+                    .filter(|r| r.status() != ItemStatus::Accepted)
                     .count() as u64;
             }
             Err(error) => {

@@ -133,7 +133,7 @@ async fn the_schema_holds_the_invariants() {
     .await
     .unwrap();
     let event = &response.results[0].event_id;
-    let member = response.results[0].member_id.clone().unwrap();
+    let member = response.results[0].member_id().cloned().unwrap();
     let pool = store.pool();
 
     // A second accepted key for (connector, clientEventId, test), even naming a real event.
@@ -256,9 +256,11 @@ async fn two_stores_on_one_database_accept_once_and_respect_limits() {
     for handle in handles {
         for result in handle.await.unwrap() {
             let id = result.client_event_id.clone().unwrap();
-            match result.status {
+            match result.status() {
                 ItemStatus::Accepted => accepted.entry(id).or_default().push(result.event_id),
-                ItemStatus::Duplicate => duplicates.push((id, result.original_event_id.unwrap())),
+                ItemStatus::Duplicate => {
+                    duplicates.push((id, result.original_event_id().unwrap().clone()))
+                }
                 other => panic!("unexpected status {other:?}"),
             }
         }
@@ -341,11 +343,15 @@ async fn a_failing_batch_does_not_fail_the_others() {
         if i == 11 {
             // Either the store refuses it, or (if the engine learns to) it is rejected.
             if let Ok(response) = response {
-                assert_eq!(response.results[0].status, ItemStatus::Rejected);
+                assert_eq!(response.results[0].status(), ItemStatus::Rejected);
             }
         } else {
             let response = response.unwrap();
-            assert_eq!(response.results[0].status, ItemStatus::Accepted, "item {i}");
+            assert_eq!(
+                response.results[0].status(),
+                ItemStatus::Accepted,
+                "item {i}"
+            );
         }
     }
     let log = engine
@@ -363,7 +369,7 @@ async fn raw_items_keep_nul_escapes() {
     let (program, connector) = setup(&engine, Some(json!([]))).await;
     let body = article("n-1", "ann@example.com", "spo\u{0}rt", 5).to_string();
     let response = send(&engine, &connector, &body, false).await.unwrap();
-    assert_eq!(response.results[0].status, ItemStatus::Accepted);
+    assert_eq!(response.results[0].status(), ItemStatus::Accepted);
     let logged = engine
         .get_event(&program, &response.results[0].event_id)
         .await
@@ -472,7 +478,7 @@ async fn a_key_taken_after_the_read_is_decided_again_under_locks() {
     )
     .await
     .unwrap();
-    let member = first.results[0].member_id.clone().unwrap();
+    let member = first.results[0].member_id().cloned().unwrap();
     assert_eq!(store.commit_stats().fallbacks, 0);
 
     // Another process's commit of "race", in flight: its key is claimed but not committed, so
@@ -530,15 +536,12 @@ async fn a_key_taken_after_the_read_is_decided_again_under_locks() {
     other.commit().await.unwrap();
 
     let response = delivery.await.unwrap().unwrap();
-    assert_eq!(response.results[0].status, ItemStatus::Duplicate);
+    assert_eq!(response.results[0].status(), ItemStatus::Duplicate);
     assert_eq!(
-        response.results[0]
-            .original_event_id
-            .as_ref()
-            .map(EventId::as_str),
+        response.results[0].original_event_id().map(EventId::as_str),
         Some("evt_race")
     );
-    assert_eq!(response.results[0].member_id.as_ref(), Some(&member));
+    assert_eq!(response.results[0].member_id(), Some(&member));
     assert_eq!(store.commit_stats().fallbacks, 1);
     // Nothing of the lost attempt was written but its log entry, as a duplicate.
     let accepted: i64 = sqlx::query_scalar(

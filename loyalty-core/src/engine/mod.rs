@@ -12,7 +12,7 @@ mod results;
 mod simulate;
 
 pub use ingest::{AuthenticatedRequest, IncomingRequest, IngestTarget};
-pub use results::{IngestResponse, ItemResult};
+pub use results::{IngestResponse, ItemOutcome, ItemResult};
 pub use simulate::{SimulatedItem, SimulatedMember, SimulationResponse};
 
 use crate::clock::{stored_precision, Clock};

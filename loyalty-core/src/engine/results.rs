@@ -1,9 +1,11 @@
-//! What ingestion answers.
+//! What ingestion answers: one result per item, an enum by status, so that what only one
+//! status has (awards, the original event, a reason, an error) exists only there.
 
 use crate::event::ItemError;
 use crate::ids::{EventId, MemberId};
 use crate::ledger::{ItemStatus, LogEntry};
 use crate::rules::Award;
+use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 /// The answer to an ingestion request: one result per item, in order.
@@ -18,26 +20,145 @@ pub struct IngestResponse {
 }
 
 /// What happened to one item.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ItemResult {
+    /// The item's position in the request (0 for a single object).
     pub index: usize,
-    pub status: ItemStatus,
+    /// The item's entry in the event log, whatever its status.
     pub event_id: EventId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub original_event_id: Option<EventId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The idempotency key, once the item was mapped far enough to have one.
     pub client_event_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub member_id: Option<MemberId>,
-    pub points: i64,
-    /// For an accepted item, always (empty when no rule awarded): the documented shape.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub awards: Option<Vec<Award>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ItemError>,
+    pub outcome: ItemOutcome,
+}
+
+/// What happened to one item, by status.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ItemOutcome {
+    /// Committed: `points` (the sum of `awards`, possibly 0) are on the member's balance.
+    Accepted {
+        member_id: Option<MemberId>,
+        points: i64,
+        awards: Vec<Award>,
+    },
+    /// The key was taken by an accepted event: nothing changed.
+    Duplicate {
+        original_event_id: Option<EventId>,
+        member_id: Option<MemberId>,
+    },
+    /// Valid, but about nobody the program counts (`reason`, e.g. `unknown_member`).
+    Ignored { reason: Option<String> },
+    /// Not a valid event: `error` says why and where.
+    Rejected { error: Option<ItemError> },
+}
+
+impl ItemResult {
+    pub fn status(&self) -> ItemStatus {
+        match self.outcome {
+            ItemOutcome::Accepted { .. } => ItemStatus::Accepted,
+            ItemOutcome::Duplicate { .. } => ItemStatus::Duplicate,
+            ItemOutcome::Ignored { .. } => ItemStatus::Ignored,
+            ItemOutcome::Rejected { .. } => ItemStatus::Rejected,
+        }
+    }
+
+    /// Points awarded: 0 unless accepted.
+    pub fn points(&self) -> i64 {
+        match self.outcome {
+            ItemOutcome::Accepted { points, .. } => points,
+            _ => 0,
+        }
+    }
+
+    /// The member the item counted for (accepted) or the original counted for (duplicate).
+    pub fn member_id(&self) -> Option<&MemberId> {
+        match &self.outcome {
+            ItemOutcome::Accepted { member_id, .. } | ItemOutcome::Duplicate { member_id, .. } => {
+                member_id.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The accepted event whose key this item repeated.
+    pub fn original_event_id(&self) -> Option<&EventId> {
+        match &self.outcome {
+            ItemOutcome::Duplicate {
+                original_event_id, ..
+            } => original_event_id.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Why an item was ignored.
+    pub fn reason(&self) -> Option<&str> {
+        match &self.outcome {
+            ItemOutcome::Ignored { reason } => reason.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Why an item was rejected.
+    pub fn error(&self) -> Option<&ItemError> {
+        match &self.outcome {
+            ItemOutcome::Rejected { error } => error.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn from_entry(index: usize, entry: LogEntry) -> Self {
+        let outcome = match entry.status {
+            ItemStatus::Accepted => ItemOutcome::Accepted {
+                member_id: entry.member_id,
+                points: entry.points,
+                awards: entry.awards,
+            },
+            ItemStatus::Duplicate => ItemOutcome::Duplicate {
+                original_event_id: entry.original_event_id,
+                member_id: entry.member_id,
+            },
+            ItemStatus::Ignored => ItemOutcome::Ignored {
+                reason: entry.reason,
+            },
+            ItemStatus::Rejected => ItemOutcome::Rejected { error: entry.error },
+        };
+        ItemResult {
+            index,
+            event_id: entry.id,
+            client_event_id: entry.client_event_id,
+            outcome,
+        }
+    }
+}
+
+/// The wire form is one flat object: `index`, `status`, `eventId`, then the fields the status
+/// has (`points` always, 0 unless accepted; `awards` on every accepted item, empty when no rule
+/// awarded).
+impl Serialize for ItemResult {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("index", &self.index)?;
+        map.serialize_entry("status", &self.status())?;
+        map.serialize_entry("eventId", &self.event_id)?;
+        if let Some(original) = self.original_event_id() {
+            map.serialize_entry("originalEventId", original)?;
+        }
+        if let Some(client_event_id) = &self.client_event_id {
+            map.serialize_entry("clientEventId", client_event_id)?;
+        }
+        if let Some(member) = self.member_id() {
+            map.serialize_entry("memberId", member)?;
+        }
+        map.serialize_entry("points", &self.points())?;
+        match &self.outcome {
+            ItemOutcome::Accepted { awards, .. } => map.serialize_entry("awards", awards)?,
+            ItemOutcome::Ignored {
+                reason: Some(reason),
+            } => map.serialize_entry("reason", reason)?,
+            ItemOutcome::Rejected { error: Some(error) } => map.serialize_entry("error", error)?,
+            _ => {}
+        }
+        map.end()
+    }
 }
 
 impl IngestResponse {
@@ -56,18 +177,7 @@ impl IngestResponse {
                 ItemStatus::Ignored => response.ignored += 1,
                 ItemStatus::Rejected => response.rejected += 1,
             }
-            response.results.push(ItemResult {
-                index,
-                status: entry.status,
-                event_id: entry.id,
-                original_event_id: entry.original_event_id,
-                client_event_id: entry.client_event_id,
-                member_id: entry.member_id,
-                points: entry.points,
-                awards: (entry.status == ItemStatus::Accepted).then_some(entry.awards),
-                reason: entry.reason,
-                error: entry.error,
-            });
+            response.results.push(ItemResult::from_entry(index, entry));
         }
         response
     }

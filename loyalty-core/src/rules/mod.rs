@@ -3,9 +3,11 @@
 //! member's usage and the time, which explains itself in a trace.
 //!
 //! `spec`: rules as written and their compiled definition (conditions, points, limits);
+//! `build`: rules built from Rust types, written in the same form;
 //! `eval`: evaluation and its trace; `usage`: calendar periods and what a member used of
 //! each limit.
 
+mod build;
 mod eval;
 mod spec;
 mod usage;
