@@ -153,7 +153,7 @@ impl GeneratedCredentials {
 impl ConnectorAuth {
     /// Builds the stored form of `spec`. Where a token or the secrets are left out, the
     /// `previous` ones are kept if they are of the same scheme, else new ones are generated.
-    pub fn from_spec(
+    pub(crate) fn from_spec(
         spec: AuthSpec,
         previous: Option<&ConnectorAuth>,
     ) -> Result<(ConnectorAuth, GeneratedCredentials)> {

@@ -215,7 +215,7 @@ fn describe(value: &Value) -> &'static str {
 
 /// An event's timestamp: an ISO-8601 string (no zone means UTC) or integer epoch
 /// milliseconds, at the precision stores keep (see `clock::stored_precision`).
-pub fn parse_timestamp(value: &Value) -> Result<DateTime<Utc>, ItemError> {
+pub(crate) fn parse_timestamp(value: &Value) -> Result<DateTime<Utc>, ItemError> {
     parse_timestamp_exact(value).map(crate::clock::stored_precision)
 }
 

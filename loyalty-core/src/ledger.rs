@@ -282,11 +282,11 @@ impl<T> Page<T> {
     }
 }
 
-pub fn encode_cursor(seq: i64) -> String {
+pub(crate) fn encode_cursor(seq: i64) -> String {
     format!("c{seq}")
 }
 
-pub fn decode_cursor(cursor: &str) -> Option<i64> {
+pub(crate) fn decode_cursor(cursor: &str) -> Option<i64> {
     cursor
         .strip_prefix('c')?
         .parse()

@@ -60,7 +60,7 @@ pub(crate) fn check_name(name: &str, path: &str) -> Result<()> {
 /// A new admin token for `program`: `lpt_<programId>.<random>`. The token names its program,
 /// so that a valid token used on another program is told apart (403) from a wrong one (401)
 /// without any lookup by token.
-pub fn program_token(program: &ProgramId) -> String {
+pub(crate) fn program_token(program: &ProgramId) -> String {
     format!("lpt_{program}.{}", crate::secret::generate_token(""))
 }
 

@@ -74,7 +74,7 @@ pub fn generate_token(prefix: &str) -> String {
 }
 
 /// Random bytes for a generated HMAC key.
-pub fn random_bytes_32() -> [u8; 32] {
+pub(crate) fn random_bytes_32() -> [u8; 32] {
     let mut out = [0u8; 32];
     out[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     out[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());

@@ -156,7 +156,7 @@ impl Document {
 
     /// From a value already parsed by serde_json (an admin's simulation payload), split like
     /// a body.
-    pub fn items_of(
+    pub(crate) fn items_of(
         value: serde_json::Value,
         max_items: usize,
     ) -> Result<Body<'static>, BodyError> {

@@ -8,7 +8,7 @@
 
 mod direct;
 mod document;
-pub mod projection;
+mod projection;
 
 pub use document::{Body, BodyError, BodyItem, Document, JsonSyntaxError};
 pub use projection::Projection;

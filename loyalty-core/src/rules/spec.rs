@@ -58,7 +58,7 @@ impl RuleSpec {
     /// The spec with its window at the precision stores keep (see `clock::stored_precision`),
     /// before anything is checked or stored: however it was built, what is checked is what
     /// is stored.
-    pub fn at_stored_precision(mut self) -> Self {
+    pub(crate) fn at_stored_precision(mut self) -> Self {
         self.active_from = self.active_from.map(crate::clock::stored_precision);
         self.active_until = self.active_until.map(crate::clock::stored_precision);
         self
