@@ -27,9 +27,6 @@ pub(crate) fn derived_client_event_id(connector: &ConnectorId, item_json: &str) 
 /// Compact JSON with object keys sorted (by their UTF-8 bytes; the last of duplicate keys
 /// wins, as when parsed), strings escaped as serde_json escapes them, and whole numbers written
 /// as integers. Recursion is bounded by the body's depth limit (128), checked before.
-///
-/// Ids derived before this form (a hash of the raw bytes, until 2026-11-26) differ: an item
-/// accepted before that and resent after it is not recognised as a duplicate.
 fn write_canonical(value: &simd_json::BorrowedValue<'_>, out: &mut Vec<u8>) {
     use simd_json::{BorrowedValue as Value, StaticNode};
     use std::io::Write;
