@@ -1,16 +1,25 @@
 //! The write both paths end with: one call of the SQL function `loyalty_commit` (see the
 //! initial migration), which claims, enrols, locks and checks what the fast path needs, then
 //! inserts the events and ledger entries and adds the usage and the balances.
+//!
+//! The function takes one array a column. Each table's columns are gathered by one builder
+//! (`KeyRows`, `EnrolmentRows`, ...), which binds them under the names of the function's
+//! parameters: the call uses named notation (`loyalty_commit(k_connector => $1, ...)`), so a
+//! column bound under the wrong name fails the call instead of filling another parameter of
+//! the same type.
 
 use super::decide::Decided;
-use super::{Enrolments, Key, MemberKey, Slot};
+use super::{Enrolments, Identity, Key, MemberKey, Slot};
 use crate::error::{PostgresStoreError, Result};
 use crate::rows::to_json;
+use chrono::{DateTime, Utc};
 use loyalty_core::ids::{EventId, MemberId};
-use loyalty_core::ledger::RawJson;
+use loyalty_core::ledger::{LedgerEntry, RawJson};
 use loyalty_core::rules::{UsageCount, UsageKey};
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments, Encode, PgConnection, Postgres, Type};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 /// What a write must claim, enrol, lock and check before it writes: the fast path's, whose
 /// decisions were taken on an unlocked read. Empty for a caller that holds them already.
@@ -36,230 +45,55 @@ pub(super) async fn write(
     decided: &Decided,
     checks: &Checks<'_>,
 ) -> Result<Vec<i64>> {
-    let mut k_connector = Vec::with_capacity(checks.keys.len());
-    let mut k_client = Vec::with_capacity(checks.keys.len());
-    let mut k_test = Vec::with_capacity(checks.keys.len());
-    let mut k_program = Vec::with_capacity(checks.keys.len());
-    let mut k_event = Vec::with_capacity(checks.keys.len());
-    for ((connector, client, test), program, event) in &checks.keys {
-        k_connector.push(connector.as_str());
-        k_client.push(client.as_str());
-        k_test.push(*test);
-        k_program.push(*program);
-        k_event.push(*event);
+    let mut keys = KeyRows::with_capacity(checks.keys.len());
+    for (key, program, event) in &checks.keys {
+        keys.push(key, program, event);
     }
-    let mut i_program = Vec::new();
-    let mut i_kind = Vec::new();
-    let mut i_value = Vec::new();
-    let mut i_member = Vec::new();
-    let mut i_test = Vec::new();
-    let mut i_created = Vec::new();
-    for ((program, kind, value), (member, test, at)) in checks.enrolled.into_iter().flatten() {
-        i_program.push(program.as_str());
-        i_kind.push(kind.as_str());
-        i_value.push(value.as_str());
-        i_member.push(member.as_str());
-        i_test.push(*test);
-        i_created.push(*at);
+    let mut enrolments = EnrolmentRows::default();
+    for (identity, (member, test, at)) in checks.enrolled.into_iter().flatten() {
+        enrolments.push(identity, member, *test, *at);
     }
-    let (m_program, m_id): (Vec<&str>, Vec<&str>) = checks
-        .locked
-        .into_iter()
-        .flatten()
-        .map(|(p, m)| (p.as_str(), m.as_str()))
-        .unzip();
-    let mut v_program = Vec::new();
-    let mut v_member = Vec::new();
-    let mut v_rule = Vec::new();
-    let mut v_period = Vec::new();
-    let mut v_count = Vec::new();
-    let mut v_points = Vec::new();
-    for (((program, member), key), count) in checks.expected.into_iter().flatten() {
-        v_program.push(program.as_str());
-        v_member.push(member.as_str());
-        v_rule.push(key.rule_id.as_str());
-        v_period.push(key.period.as_str());
-        v_count.push(count.count);
-        v_points.push(count.points);
+    let mut locked = MemberRows::default();
+    for member in checks.locked.into_iter().flatten() {
+        locked.push(member);
+    }
+    let mut expected = UsageRows::default();
+    for ((member, key), count) in checks.expected.into_iter().flatten() {
+        expected.push(member, key, count);
     }
 
-    let n = slots.len();
-    let mut e_ord = Vec::with_capacity(n);
-    let mut e_program = Vec::with_capacity(n);
-    let mut e_id = Vec::with_capacity(n);
-    let mut e_connector = Vec::with_capacity(n);
-    let mut e_status = Vec::with_capacity(n);
-    let mut e_reason = Vec::with_capacity(n);
-    let mut e_error = Vec::with_capacity(n);
-    let mut e_client_id = Vec::with_capacity(n);
-    let mut e_original = Vec::with_capacity(n);
-    let mut e_member = Vec::with_capacity(n);
-    let mut e_test = Vec::with_capacity(n);
-    let mut e_received = Vec::with_capacity(n);
-    let mut e_occurred = Vec::with_capacity(n);
-    let mut e_points = Vec::with_capacity(n);
-    let mut e_awards = Vec::with_capacity(n);
-    let mut e_raw = Vec::with_capacity(n);
-    let mut e_truncated = Vec::with_capacity(n);
-    let mut e_mapped = Vec::with_capacity(n);
-    let mut e_trace = Vec::with_capacity(n);
-    let mut e_warnings = Vec::with_capacity(n);
-    let lines = decided.ledgers.iter().map(Vec::len).sum();
-    let mut l_ord = Vec::with_capacity(lines);
-    let mut l_program = Vec::with_capacity(lines);
-    let mut l_member = Vec::with_capacity(lines);
-    let mut l_id = Vec::with_capacity(lines);
-    let mut l_event = Vec::with_capacity(lines);
-    let mut l_connector = Vec::with_capacity(lines);
-    let mut l_rule = Vec::with_capacity(lines);
-    let mut l_points = Vec::with_capacity(lines);
-    let mut l_test = Vec::with_capacity(lines);
-    let mut l_created = Vec::with_capacity(lines);
-    let mut l_occurred = Vec::with_capacity(lines);
+    let mut events = EventRows::with_capacity(slots.len());
+    let mut ledger = LedgerRows::with_capacity(decided.ledgers.iter().map(Vec::len).sum());
     // 1-based ranks into the array of positions: an event, then its ledger entries.
     let mut ord: i32 = 0;
-    for (slot, ledger) in slots.iter().zip(&decided.ledgers) {
-        let entry = &slot.entry;
+    for (slot, lines) in slots.iter().zip(&decided.ledgers) {
         ord += 1;
-        e_ord.push(ord);
-        e_program.push(entry.program_id.as_str());
-        e_id.push(entry.id.as_str());
-        e_connector.push(entry.connector_id.as_str());
-        e_status.push(entry.status.as_str());
-        e_reason.push(entry.reason.as_deref());
-        e_error.push(slot.error.as_deref());
-        e_client_id.push(entry.client_event_id.as_deref());
-        e_original.push(entry.original_event_id.as_ref().map(EventId::as_str));
-        e_member.push(entry.member_id.as_ref().map(MemberId::as_str));
-        e_test.push(entry.test);
-        e_received.push(entry.received_at);
-        e_occurred.push(entry.occurred_at);
-        e_points.push(entry.points);
-        e_awards.push(to_json(&entry.awards)?);
-        // Kept as the engine has them: the text of the item and of the mapping's output.
-        e_raw.push(entry.raw.as_str());
-        e_truncated.push(entry.raw_truncated);
-        e_mapped.push(entry.mapped.as_ref().map(RawJson::as_str));
-        e_trace.push(entry.trace.as_ref().map(to_json).transpose()?);
-        e_warnings.push(slot.warnings.as_str());
-        for line in ledger {
+        events.push(ord, slot)?;
+        for line in lines {
             ord += 1;
-            l_ord.push(ord);
-            l_program.push(line.program_id.as_str());
-            l_member.push(line.member_id.as_str());
-            l_id.push(line.id.as_str());
-            l_event.push(line.event_id.as_str());
-            l_connector.push(line.connector_id.as_str());
-            l_rule.push(line.rule_id.as_str());
-            l_points.push(line.points);
-            l_test.push(line.test);
-            l_created.push(line.created_at);
-            l_occurred.push(line.occurred_at);
+            ledger.push(ord, line);
         }
     }
-
-    let increments = &decided.increments;
-    let balances = &decided.balances;
-    let mut u_program = Vec::with_capacity(increments.len());
-    let mut u_member = Vec::with_capacity(increments.len());
-    let mut u_rule = Vec::with_capacity(increments.len());
-    let mut u_period = Vec::with_capacity(increments.len());
-    let mut u_count = Vec::with_capacity(increments.len());
-    let mut u_points = Vec::with_capacity(increments.len());
-    for (((program, member), key), add) in increments {
-        u_program.push(program.as_str());
-        u_member.push(member.as_str());
-        u_rule.push(key.rule_id.as_str());
-        u_period.push(key.period.as_str());
-        u_count.push(add.count);
-        u_points.push(add.points);
+    let mut usage = UsageRows::with_capacity(decided.increments.len());
+    for ((member, key), add) in &decided.increments {
+        usage.push(member, key, add);
+    }
+    let mut balances = BalanceRows::with_capacity(decided.balances.len());
+    for (member, (delta, test)) in &decided.balances {
+        balances.push(member, *delta, *test);
     }
 
-    let mut b_program = Vec::with_capacity(balances.len());
-    let mut b_member = Vec::with_capacity(balances.len());
-    let mut b_delta = Vec::with_capacity(balances.len());
-    let mut b_test = Vec::with_capacity(balances.len());
-    for ((program, member), (delta, test)) in balances {
-        b_program.push(program.as_str());
-        b_member.push(member.as_str());
-        b_delta.push(*delta);
-        b_test.push(*test);
-    }
-
-    // Outside a transaction (the fast path) the statement is its own transaction, committed at
-    // the protocol's Sync; sqlx reads the answer up to the ReadyForQuery that follows the
-    // commit (deferred constraint checks and WAL flush included), so a caller is answered only
-    // once its items are durable.
-    let positions: Vec<i64> = sqlx::query_scalar(
-        "SELECT loyalty_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, \
-             $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, \
-             $47, $48, $49, $50, $51, $52, $53, $54, $55, $56, $57, $58, $59, $60, $61)",
-    )
-    .bind(k_connector)
-    .bind(k_client)
-    .bind(k_test)
-    .bind(k_program)
-    .bind(k_event)
-    .bind(i_program)
-    .bind(i_kind)
-    .bind(i_value)
-    .bind(i_member)
-    .bind(i_test)
-    .bind(i_created)
-    .bind(m_program)
-    .bind(m_id)
-    .bind(v_program)
-    .bind(v_member)
-    .bind(v_rule)
-    .bind(v_period)
-    .bind(v_count)
-    .bind(v_points)
-    .bind(ord)
-    .bind(e_ord)
-    .bind(e_program)
-    .bind(e_id)
-    .bind(e_connector)
-    .bind(e_status)
-    .bind(e_reason)
-    .bind(e_error)
-    .bind(e_client_id)
-    .bind(e_original)
-    .bind(e_member)
-    .bind(e_test)
-    .bind(e_received)
-    .bind(e_occurred)
-    .bind(e_points)
-    .bind(e_awards)
-    .bind(e_raw)
-    .bind(e_truncated)
-    .bind(e_mapped)
-    .bind(e_trace)
-    .bind(e_warnings)
-    .bind(l_ord)
-    .bind(l_program)
-    .bind(l_member)
-    .bind(l_id)
-    .bind(l_event)
-    .bind(l_connector)
-    .bind(l_rule)
-    .bind(l_points)
-    .bind(l_test)
-    .bind(l_created)
-    .bind(l_occurred)
-    .bind(u_program)
-    .bind(u_member)
-    .bind(u_rule)
-    .bind(u_period)
-    .bind(u_count)
-    .bind(u_points)
-    .bind(b_program)
-    .bind(b_member)
-    .bind(b_delta)
-    .bind(b_test)
-    .fetch_one(&mut *connection)
-    .await?;
-    Ok(positions)
+    let mut call = Call::new();
+    keys.bind(&mut call)?;
+    enrolments.bind(&mut call)?;
+    locked.bind(&mut call)?;
+    expected.bind(&mut call, EXPECTED_USAGE)?;
+    call.bind("position_count", ord)?;
+    events.bind(&mut call)?;
+    ledger.bind(&mut call)?;
+    usage.bind(&mut call, USAGE_INCREMENTS)?;
+    balances.bind(&mut call)?;
+    call.fetch(connection).await
 }
 
 /// Gives each event its position (skipping those of its ledger entries, which the caller
@@ -273,4 +107,412 @@ pub(super) fn number(slots: &mut [Slot<'_>], decided: &Decided, positions: &[i64
         next += 1 + ledger.len();
     }
     Ok(())
+}
+
+/// One call of `loyalty_commit`, its arguments bound by parameter name.
+struct Call {
+    /// `SELECT loyalty_commit(name => $1, name => $2, ...`: the same text for every call, so
+    /// the statement is prepared once a connection.
+    sql: String,
+    arguments: PgArguments,
+    count: usize,
+}
+
+impl Call {
+    fn new() -> Self {
+        Self {
+            sql: String::from("SELECT loyalty_commit("),
+            arguments: PgArguments::default(),
+            count: 0,
+        }
+    }
+
+    /// Binds `value` to the function's parameter `name`.
+    fn bind<'q, T>(&mut self, name: &str, value: T) -> Result<()>
+    where
+        T: 'q + Encode<'q, Postgres> + Type<Postgres>,
+    {
+        self.count += 1;
+        if self.count > 1 {
+            self.sql.push_str(", ");
+        }
+        let _ = write!(self.sql, "{name} => ${}", self.count);
+        self.arguments.add(value).map_err(sqlx::Error::Encode)?;
+        Ok(())
+    }
+
+    /// Runs the call. Outside a transaction (the fast path) the statement is its own
+    /// transaction, committed at the protocol's Sync; sqlx reads the answer up to the
+    /// ReadyForQuery that follows the commit (deferred constraint checks and WAL flush
+    /// included), so a caller is answered only once its items are durable.
+    async fn fetch(mut self, connection: &mut PgConnection) -> Result<Vec<i64>> {
+        self.sql.push(')');
+        Ok(sqlx::query_scalar_with(&self.sql, self.arguments)
+            .fetch_one(connection)
+            .await?)
+    }
+}
+
+/// `accepted_keys` rows to claim (`k_connector`, `k_client`, `k_test`, `k_program`, `k_event`).
+struct KeyRows<'a> {
+    connector: Vec<&'a str>,
+    client: Vec<&'a str>,
+    test: Vec<bool>,
+    program: Vec<&'a str>,
+    event: Vec<&'a str>,
+}
+
+impl<'a> KeyRows<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            connector: Vec::with_capacity(n),
+            client: Vec::with_capacity(n),
+            test: Vec::with_capacity(n),
+            program: Vec::with_capacity(n),
+            event: Vec::with_capacity(n),
+        }
+    }
+
+    /// The key, with the program and the event that claims it.
+    fn push(&mut self, key: &'a Key, program: &'a str, event: &'a str) {
+        let (connector, client, test) = key;
+        self.connector.push(connector);
+        self.client.push(client);
+        self.test.push(*test);
+        self.program.push(program);
+        self.event.push(event);
+    }
+
+    fn bind(self, call: &mut Call) -> Result<()> {
+        call.bind("k_connector", self.connector)?;
+        call.bind("k_client", self.client)?;
+        call.bind("k_test", self.test)?;
+        call.bind("k_program", self.program)?;
+        call.bind("k_event", self.event)
+    }
+}
+
+/// Identifiers to claim and their new members (`i_program`, `i_kind`, `i_value`, `i_member`,
+/// `i_test`, `i_created`): `member_identifiers` and `members` rows.
+#[derive(Default)]
+struct EnrolmentRows<'a> {
+    program: Vec<&'a str>,
+    kind: Vec<&'a str>,
+    value: Vec<&'a str>,
+    member: Vec<&'a str>,
+    test: Vec<bool>,
+    created: Vec<DateTime<Utc>>,
+}
+
+impl<'a> EnrolmentRows<'a> {
+    fn push(
+        &mut self,
+        identity: &'a Identity,
+        member: &'a MemberId,
+        test: bool,
+        at: DateTime<Utc>,
+    ) {
+        let (program, kind, value) = identity;
+        self.program.push(program);
+        self.kind.push(kind);
+        self.value.push(value);
+        self.member.push(member.as_str());
+        self.test.push(test);
+        self.created.push(at);
+    }
+
+    fn bind(self, call: &mut Call) -> Result<()> {
+        call.bind("i_program", self.program)?;
+        call.bind("i_kind", self.kind)?;
+        call.bind("i_value", self.value)?;
+        call.bind("i_member", self.member)?;
+        call.bind("i_test", self.test)?;
+        call.bind("i_created", self.created)
+    }
+}
+
+/// `members` rows to lock (`m_program`, `m_id`).
+#[derive(Default)]
+struct MemberRows<'a> {
+    program: Vec<&'a str>,
+    id: Vec<&'a str>,
+}
+
+impl<'a> MemberRows<'a> {
+    fn push(&mut self, member: &'a MemberKey) {
+        let (program, id) = member;
+        self.program.push(program);
+        self.id.push(id);
+    }
+
+    fn bind(self, call: &mut Call) -> Result<()> {
+        call.bind("m_program", self.program)?;
+        call.bind("m_id", self.id)
+    }
+}
+
+/// The parameters of the usage the decisions read, which the call checks.
+const EXPECTED_USAGE: [&str; 6] = [
+    "v_program",
+    "v_member",
+    "v_rule",
+    "v_period",
+    "v_count",
+    "v_points",
+];
+/// The parameters of the usage to add.
+const USAGE_INCREMENTS: [&str; 6] = [
+    "u_program",
+    "u_member",
+    "u_rule",
+    "u_period",
+    "u_count",
+    "u_points",
+];
+
+/// `member_usage` rows: the usage the decisions read ([`EXPECTED_USAGE`]) or the usage to add
+/// ([`USAGE_INCREMENTS`]).
+#[derive(Default)]
+struct UsageRows<'a> {
+    program: Vec<&'a str>,
+    member: Vec<&'a str>,
+    rule: Vec<&'a str>,
+    period: Vec<&'a str>,
+    count: Vec<i64>,
+    points: Vec<i64>,
+}
+
+impl<'a> UsageRows<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            program: Vec::with_capacity(n),
+            member: Vec::with_capacity(n),
+            rule: Vec::with_capacity(n),
+            period: Vec::with_capacity(n),
+            count: Vec::with_capacity(n),
+            points: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, member: &'a MemberKey, key: &'a UsageKey, usage: &UsageCount) {
+        let (program, member) = member;
+        self.program.push(program);
+        self.member.push(member);
+        self.rule.push(key.rule_id.as_str());
+        self.period.push(key.period.as_str());
+        self.count.push(usage.count);
+        self.points.push(usage.points);
+    }
+
+    /// Binds the columns under `names`: program, member, rule, period, count, points.
+    fn bind(self, call: &mut Call, names: [&str; 6]) -> Result<()> {
+        let [program, member, rule, period, count, points] = names;
+        call.bind(program, self.program)?;
+        call.bind(member, self.member)?;
+        call.bind(rule, self.rule)?;
+        call.bind(period, self.period)?;
+        call.bind(count, self.count)?;
+        call.bind(points, self.points)
+    }
+}
+
+/// `events` rows (`e_ord`, `e_program`, ... `e_warnings`), one an item.
+struct EventRows<'a> {
+    ord: Vec<i32>,
+    program: Vec<&'a str>,
+    id: Vec<&'a str>,
+    connector: Vec<&'a str>,
+    status: Vec<&'a str>,
+    reason: Vec<Option<&'a str>>,
+    error: Vec<Option<&'a str>>,
+    client_id: Vec<Option<&'a str>>,
+    original: Vec<Option<&'a str>>,
+    member: Vec<Option<&'a str>>,
+    test: Vec<bool>,
+    received: Vec<DateTime<Utc>>,
+    occurred: Vec<Option<DateTime<Utc>>>,
+    points: Vec<i64>,
+    awards: Vec<String>,
+    raw: Vec<&'a str>,
+    truncated: Vec<bool>,
+    mapped: Vec<Option<&'a str>>,
+    trace: Vec<Option<String>>,
+    warnings: Vec<&'a str>,
+}
+
+impl<'a> EventRows<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            ord: Vec::with_capacity(n),
+            program: Vec::with_capacity(n),
+            id: Vec::with_capacity(n),
+            connector: Vec::with_capacity(n),
+            status: Vec::with_capacity(n),
+            reason: Vec::with_capacity(n),
+            error: Vec::with_capacity(n),
+            client_id: Vec::with_capacity(n),
+            original: Vec::with_capacity(n),
+            member: Vec::with_capacity(n),
+            test: Vec::with_capacity(n),
+            received: Vec::with_capacity(n),
+            occurred: Vec::with_capacity(n),
+            points: Vec::with_capacity(n),
+            awards: Vec::with_capacity(n),
+            raw: Vec::with_capacity(n),
+            truncated: Vec::with_capacity(n),
+            mapped: Vec::with_capacity(n),
+            trace: Vec::with_capacity(n),
+            warnings: Vec::with_capacity(n),
+        }
+    }
+
+    /// The item's log entry (with its error and warnings serialised beforehand), at rank `ord`.
+    fn push(&mut self, ord: i32, slot: &'a Slot<'_>) -> Result<()> {
+        let entry = &slot.entry;
+        self.ord.push(ord);
+        self.program.push(entry.program_id.as_str());
+        self.id.push(entry.id.as_str());
+        self.connector.push(entry.connector_id.as_str());
+        self.status.push(entry.status.as_str());
+        self.reason.push(entry.reason.as_deref());
+        self.error.push(slot.error.as_deref());
+        self.client_id.push(entry.client_event_id.as_deref());
+        self.original
+            .push(entry.original_event_id.as_ref().map(EventId::as_str));
+        self.member
+            .push(entry.member_id.as_ref().map(MemberId::as_str));
+        self.test.push(entry.test);
+        self.received.push(entry.received_at);
+        self.occurred.push(entry.occurred_at);
+        self.points.push(entry.points);
+        self.awards.push(to_json(&entry.awards)?);
+        // Kept as the engine has them: the text of the item and of the mapping's output.
+        self.raw.push(entry.raw.as_str());
+        self.truncated.push(entry.raw_truncated);
+        self.mapped.push(entry.mapped.as_ref().map(RawJson::as_str));
+        self.trace
+            .push(entry.trace.as_ref().map(to_json).transpose()?);
+        self.warnings.push(slot.warnings.as_str());
+        Ok(())
+    }
+
+    fn bind(self, call: &mut Call) -> Result<()> {
+        call.bind("e_ord", self.ord)?;
+        call.bind("e_program", self.program)?;
+        call.bind("e_id", self.id)?;
+        call.bind("e_connector", self.connector)?;
+        call.bind("e_status", self.status)?;
+        call.bind("e_reason", self.reason)?;
+        call.bind("e_error", self.error)?;
+        call.bind("e_client_id", self.client_id)?;
+        call.bind("e_original", self.original)?;
+        call.bind("e_member", self.member)?;
+        call.bind("e_test", self.test)?;
+        call.bind("e_received", self.received)?;
+        call.bind("e_occurred", self.occurred)?;
+        call.bind("e_points", self.points)?;
+        call.bind("e_awards", self.awards)?;
+        call.bind("e_raw", self.raw)?;
+        call.bind("e_truncated", self.truncated)?;
+        call.bind("e_mapped", self.mapped)?;
+        call.bind("e_trace", self.trace)?;
+        call.bind("e_warnings", self.warnings)
+    }
+}
+
+/// `ledger_entries` rows (`l_ord`, `l_program`, ... `l_occurred`).
+struct LedgerRows<'a> {
+    ord: Vec<i32>,
+    program: Vec<&'a str>,
+    member: Vec<&'a str>,
+    id: Vec<&'a str>,
+    event: Vec<&'a str>,
+    connector: Vec<&'a str>,
+    rule: Vec<&'a str>,
+    points: Vec<i64>,
+    test: Vec<bool>,
+    created: Vec<DateTime<Utc>>,
+    occurred: Vec<DateTime<Utc>>,
+}
+
+impl<'a> LedgerRows<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            ord: Vec::with_capacity(n),
+            program: Vec::with_capacity(n),
+            member: Vec::with_capacity(n),
+            id: Vec::with_capacity(n),
+            event: Vec::with_capacity(n),
+            connector: Vec::with_capacity(n),
+            rule: Vec::with_capacity(n),
+            points: Vec::with_capacity(n),
+            test: Vec::with_capacity(n),
+            created: Vec::with_capacity(n),
+            occurred: Vec::with_capacity(n),
+        }
+    }
+
+    /// The ledger entry, at rank `ord`.
+    fn push(&mut self, ord: i32, line: &'a LedgerEntry) {
+        self.ord.push(ord);
+        self.program.push(line.program_id.as_str());
+        self.member.push(line.member_id.as_str());
+        self.id.push(line.id.as_str());
+        self.event.push(line.event_id.as_str());
+        self.connector.push(line.connector_id.as_str());
+        self.rule.push(line.rule_id.as_str());
+        self.points.push(line.points);
+        self.test.push(line.test);
+        self.created.push(line.created_at);
+        self.occurred.push(line.occurred_at);
+    }
+
+    fn bind(self, call: &mut Call) -> Result<()> {
+        call.bind("l_ord", self.ord)?;
+        call.bind("l_program", self.program)?;
+        call.bind("l_member", self.member)?;
+        call.bind("l_id", self.id)?;
+        call.bind("l_event", self.event)?;
+        call.bind("l_connector", self.connector)?;
+        call.bind("l_rule", self.rule)?;
+        call.bind("l_points", self.points)?;
+        call.bind("l_test", self.test)?;
+        call.bind("l_created", self.created)?;
+        call.bind("l_occurred", self.occurred)
+    }
+}
+
+/// `members` balances to change (`b_program`, `b_member`, `b_delta`, `b_test`).
+struct BalanceRows<'a> {
+    program: Vec<&'a str>,
+    member: Vec<&'a str>,
+    delta: Vec<i64>,
+    test: Vec<bool>,
+}
+
+impl<'a> BalanceRows<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            program: Vec::with_capacity(n),
+            member: Vec::with_capacity(n),
+            delta: Vec::with_capacity(n),
+            test: Vec::with_capacity(n),
+        }
+    }
+
+    /// The member's balance delta, and whether all its accepted items were test items.
+    fn push(&mut self, member: &'a MemberKey, delta: i64, test: bool) {
+        let (program, member) = member;
+        self.program.push(program);
+        self.member.push(member);
+        self.delta.push(delta);
+        self.test.push(test);
+    }
+
+    fn bind(self, call: &mut Call) -> Result<()> {
+        call.bind("b_program", self.program)?;
+        call.bind("b_member", self.member)?;
+        call.bind("b_delta", self.delta)?;
+        call.bind("b_test", self.test)
+    }
 }
