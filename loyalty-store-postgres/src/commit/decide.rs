@@ -4,7 +4,7 @@
 //! memory and without I/O, on what a path read: the fast and the locked path decide alike, so
 //! only what they read differs.
 
-use super::{Enrolments, Identity, Key, MemberKey, Slot};
+use super::{Enrolment, Enrolments, Identity, Key, MemberKey, Slot};
 use loyalty_core::ids::{EventId, MemberId};
 use loyalty_core::ledger::LedgerEntry;
 use loyalty_core::rules::{apply_usage, Usage, UsageCount, UsageKey};
@@ -23,13 +23,13 @@ pub(super) fn members_to_enrol(
         let slot = &slots[index];
         let identity = slot.identity.as_ref().expect("a candidate");
         if !members.contains_key(identity) {
-            enrolments.entry(identity.clone()).or_insert_with(|| {
-                (
-                    MemberId::generate(),
-                    slot.batch.test,
-                    slot.batch.received_at,
-                )
-            });
+            enrolments
+                .entry(identity.clone())
+                .or_insert_with(|| Enrolment {
+                    member: MemberId::generate(),
+                    test: slot.batch.test,
+                    created_at: slot.batch.received_at,
+                });
         }
     }
     enrolments
@@ -75,13 +75,12 @@ pub(super) fn accepted_items(
         .collect()
 }
 
-/// The (program, member) of a candidate item whose member is known.
+/// The member of a candidate item whose member is known.
 pub(super) fn member_key(slot: &Slot<'_>, members: &HashMap<Identity, MemberId>) -> MemberKey {
-    let member = &members[slot.identity.as_ref().expect("a candidate")];
-    (
-        slot.batch.program_id.as_str().to_owned(),
-        member.as_str().to_owned(),
-    )
+    MemberKey {
+        program: slot.batch.program_id.clone(),
+        member: members[slot.identity.as_ref().expect("a candidate")].clone(),
+    }
 }
 
 /// For each accepted item, its member and the usage keys its rules read at its time.
@@ -140,13 +139,12 @@ pub(super) fn decide(
                 // The member's usage as read for the batch, plus what earlier items of the
                 // batch added: evaluation looks up only the keys it needs.
                 let member_usage = usage.entry(member_key.clone()).or_default();
-                let member = MemberId::new(member_key.1.as_str());
                 let slot = &mut slots[index];
                 let candidate = slot.candidate.expect("a candidate");
                 let (evaluation, ledger) = settle_accepted(
                     &mut slot.entry,
                     candidate,
-                    &member,
+                    &member_key.member,
                     &slot.batch.rules,
                     member_usage,
                 );

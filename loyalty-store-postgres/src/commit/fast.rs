@@ -6,10 +6,10 @@ use super::decide::{
     accepted_items, claimants, decide, member_key, members_to_enrol, usage_keys_of,
 };
 use super::stats::{lap, Timings};
-use super::write::{number, write, Checks};
+use super::write::{number, write, Checks, Claim};
 use super::{unzip3, Identity, Key, MemberKey, Slot};
 use crate::error::Result;
-use loyalty_core::ids::{EventId, MemberId, RuleId};
+use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
 use loyalty_core::rules::{Usage, UsageCount, UsageKey};
 use sqlx::{PgConnection, Row};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -51,12 +51,14 @@ pub(super) async fn read_state(
     if keys.is_empty() && identities.is_empty() {
         return Ok(Some(state));
     }
-    let (k_connectors, k_clients, k_tests) =
-        unzip3(keys.iter().map(|(c, i, t)| (c.as_str(), i.as_str(), *t)));
+    let (k_connectors, k_clients, k_tests) = unzip3(
+        keys.iter()
+            .map(|k| (k.connector.as_str(), k.client_event_id.as_str(), k.test)),
+    );
     let (i_programs, i_kinds, i_values) = unzip3(
         identities
             .iter()
-            .map(|(p, k, v)| (p.as_str(), k.as_str(), v.as_str())),
+            .map(|i| (i.program.as_str(), i.kind.as_str(), i.value.as_str())),
     );
     let (rules, periods): (Vec<&str>, Vec<&str>) = rule_periods
         .iter()
@@ -111,22 +113,35 @@ pub(super) async fn read_state(
                 let (Some(event), Some(member)) = (c, d) else {
                     return Ok(None);
                 };
-                state.owners.insert(
-                    (a, b, row.try_get("t")?),
-                    (EventId::new(event), MemberId::new(member)),
-                );
+                let key = Key {
+                    connector: ConnectorId::new(a),
+                    client_event_id: b,
+                    test: row.try_get("t")?,
+                };
+                state
+                    .owners
+                    .insert(key, (EventId::new(event), MemberId::new(member)));
             }
             1 => {
                 let (Some(value), Some(member)) = (c, d) else {
                     continue;
                 };
-                state.members.insert((a, b, value), MemberId::new(member));
+                let identity = Identity {
+                    program: ProgramId::new(a),
+                    kind: b,
+                    value,
+                };
+                state.members.insert(identity, MemberId::new(member));
             }
             _ => {
                 let (Some(rule), Some(period)) = (c, d) else {
                     continue;
                 };
-                state.usage.entry((a, b)).or_default().insert(
+                let member = MemberKey {
+                    program: ProgramId::new(a),
+                    member: MemberId::new(b),
+                };
+                state.usage.entry(member).or_default().insert(
                     UsageKey {
                         rule_id: RuleId::new(rule),
                         period,
@@ -169,13 +184,16 @@ pub(super) async fn commit_fast(
 
     // Members to enrol: those of accepted items that have none.
     let enrolled = members_to_enrol(slots, &accepted, &members);
-    for (identity, (id, _, _)) in &enrolled {
-        members.insert(identity.clone(), id.clone());
+    for (identity, enrolment) in &enrolled {
+        members.insert(identity.clone(), enrolment.member.clone());
     }
     let member_of = |index: usize| member_key(&slots[index], &members);
     let new_members: BTreeSet<MemberKey> = enrolled
         .iter()
-        .map(|((program, _, _), (id, _, _))| (program.clone(), id.as_str().to_owned()))
+        .map(|(identity, enrolment)| MemberKey {
+            program: identity.program.clone(),
+            member: enrolment.member.clone(),
+        })
         .collect();
     let locked: BTreeSet<MemberKey> = accepted.iter().map(|&index| member_of(index)).collect();
     let usage_keys = usage_keys_of(slots, &accepted, member_of);
@@ -210,11 +228,11 @@ pub(super) async fn commit_fast(
             .iter()
             .map(|key| {
                 let slot = &slots[claimants[key]];
-                (
-                    key.clone(),
-                    slot.batch.program_id.as_str(),
-                    slot.entry.id.as_str(),
-                )
+                Claim {
+                    key,
+                    program: &slot.batch.program_id,
+                    event: &slot.entry.id,
+                }
             })
             .collect(),
         enrolled: Some(&enrolled),

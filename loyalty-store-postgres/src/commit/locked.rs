@@ -7,10 +7,9 @@ use super::decide::{
 };
 use super::stats::{lap, Timings};
 use super::write::{number, write, Checks};
-use super::{unzip3, Identity, Key, MemberKey, Slot};
+use super::{unzip3, Enrolments, Identity, Key, MemberKey, Slot};
 use crate::error::{PostgresStoreError, Result};
-use chrono::{DateTime, Utc};
-use loyalty_core::ids::{EventId, MemberId};
+use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId};
 use loyalty_core::rules::{Usage, UsageCount, UsageKey};
 use sqlx::{Postgres, Row, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -116,7 +115,11 @@ async fn find_members(
     if identities.is_empty() {
         return Ok(HashMap::new());
     }
-    let (programs, kinds, values) = unzip3(identities.iter().map(|(p, k, v)| (p, k, v)));
+    let (programs, kinds, values) = unzip3(
+        identities
+            .iter()
+            .map(|i| (i.program.as_str(), i.kind.as_str(), i.value.as_str())),
+    );
     let rows = sqlx::query(
         "SELECT i.program_id, i.kind, i.value, i.member_id \
          FROM UNNEST($1::text[], $2::text[], $3::text[]) AS q(program_id, kind, value) \
@@ -133,13 +136,21 @@ async fn find_members(
 
 fn identity_row(row: &sqlx::postgres::PgRow) -> Result<(Identity, MemberId)> {
     Ok((
-        (
-            row.try_get("program_id")?,
-            row.try_get("kind")?,
-            row.try_get("value")?,
-        ),
+        Identity {
+            program: ProgramId::new(row.try_get::<String, _>("program_id")?),
+            kind: row.try_get("kind")?,
+            value: row.try_get("value")?,
+        },
         MemberId::new(row.try_get::<String, _>("member_id")?),
     ))
+}
+
+fn key_row(row: &sqlx::postgres::PgRow) -> Result<Key> {
+    Ok(Key {
+        connector: ConnectorId::new(row.try_get::<String, _>("connector_id")?),
+        client_event_id: row.try_get("client_event_id")?,
+        test: row.try_get("test")?,
+    })
 }
 
 /// What claiming the keys found.
@@ -176,10 +187,9 @@ async fn claim_keys(
     let mut events = Vec::with_capacity(keys.len());
     let mut claim = Vec::with_capacity(keys.len());
     for key in keys {
-        let (connector, client_id, test) = key;
-        connectors.push(connector.as_str());
-        client_ids.push(client_id.as_str());
-        tests.push(*test);
+        connectors.push(key.connector.as_str());
+        client_ids.push(key.client_event_id.as_str());
+        tests.push(key.test);
         let claimant = claimants.get(key).map(|&index| &slots[index]);
         programs.push(claimant.map(|s| s.batch.program_id.as_str()));
         events.push(claimant.map(|s| s.entry.id.as_str()));
@@ -219,11 +229,7 @@ async fn claim_keys(
     .fetch_all(&mut **tx)
     .await?;
     for row in &rows {
-        let key: Key = (
-            row.try_get("connector_id")?,
-            row.try_get("client_event_id")?,
-            row.try_get("test")?,
-        );
+        let key = key_row(row)?;
         // Claimed wins over an owner in the snapshot: that owner was purged while we waited.
         if row.try_get("claimed")? {
             claims.claimed.insert(key);
@@ -253,7 +259,10 @@ async fn find_owners(
     tx: &mut Transaction<'_, Postgres>,
     keys: &[Key],
 ) -> Result<HashMap<Key, (EventId, MemberId)>> {
-    let (connectors, client_ids, tests) = unzip3(keys.iter().map(|(c, i, t)| (c, i, *t)));
+    let (connectors, client_ids, tests) = unzip3(
+        keys.iter()
+            .map(|k| (k.connector.as_str(), k.client_event_id.as_str(), k.test)),
+    );
     let rows = sqlx::query(
         "SELECT k.connector_id, k.client_event_id, k.test, k.event_id, e.member_id \
          FROM UNNEST($1::text[], $2::text[], $3::bool[]) AS q(connector_id, client_event_id, test) \
@@ -270,11 +279,7 @@ async fn find_owners(
     rows.iter()
         .map(|row| {
             Ok((
-                (
-                    row.try_get("connector_id")?,
-                    row.try_get("client_event_id")?,
-                    row.try_get("test")?,
-                ),
+                key_row(row)?,
                 (
                     EventId::new(row.try_get::<String, _>("event_id")?),
                     MemberId::new(row.try_get::<String, _>("member_id")?),
@@ -290,7 +295,7 @@ async fn find_owners(
 /// for it are missing from the answer.
 async fn resolve_members(
     tx: &mut Transaction<'_, Postgres>,
-    wanted: &BTreeMap<Identity, (MemberId, bool, DateTime<Utc>)>,
+    wanted: &Enrolments,
 ) -> Result<HashMap<Identity, MemberId>> {
     let mut programs = Vec::with_capacity(wanted.len());
     let mut kinds = Vec::with_capacity(wanted.len());
@@ -298,13 +303,13 @@ async fn resolve_members(
     let mut ids = Vec::with_capacity(wanted.len());
     let mut tests = Vec::with_capacity(wanted.len());
     let mut created = Vec::with_capacity(wanted.len());
-    for ((program, kind, value), (id, test, at)) in wanted {
-        programs.push(program.as_str());
-        kinds.push(kind.as_str());
-        values.push(value.as_str());
-        ids.push(id.as_str());
-        tests.push(*test);
-        created.push(*at);
+    for (identity, enrolment) in wanted {
+        programs.push(identity.program.as_str());
+        kinds.push(identity.kind.as_str());
+        values.push(identity.value.as_str());
+        ids.push(enrolment.member.as_str());
+        tests.push(enrolment.test);
+        created.push(enrolment.created_at);
     }
     let rows = sqlx::query(
         "WITH q AS ( \
@@ -352,7 +357,7 @@ async fn lock_members(
 ) -> Result<usize> {
     let (programs, ids): (Vec<&str>, Vec<&str>) = members
         .iter()
-        .map(|(p, m)| (p.as_str(), m.as_str()))
+        .map(|m| (m.program.as_str(), m.member.as_str()))
         .unzip();
     // The locking clause applies to rows as the sort emits them, so they are locked in order.
     let rows = sqlx::query(
@@ -375,11 +380,11 @@ async fn read_usage(
 ) -> Result<HashMap<MemberKey, Usage>> {
     let wanted: BTreeSet<(&str, &str, &str, &str)> = usage_keys
         .values()
-        .flat_map(|((program, member), keys)| {
+        .flat_map(|(member, keys)| {
             keys.iter().map(move |key| {
                 (
-                    program.as_str(),
-                    member.as_str(),
+                    member.program.as_str(),
+                    member.member.as_str(),
                     key.rule_id.as_str(),
                     key.period.as_str(),
                 )
@@ -414,7 +419,10 @@ async fn read_usage(
     .fetch_all(&mut **tx)
     .await?;
     for row in &rows {
-        let member: MemberKey = (row.try_get("program_id")?, row.try_get("member_id")?);
+        let member = MemberKey {
+            program: ProgramId::new(row.try_get::<String, _>("program_id")?),
+            member: MemberId::new(row.try_get::<String, _>("member_id")?),
+        };
         usage.entry(member).or_default().insert(
             UsageKey {
                 rule_id: row.try_get::<String, _>("rule_id")?.as_str().into(),

@@ -7,11 +7,13 @@
 //!   memory, without I/O: both paths decide with it, on what they read);
 //! - `fast`: the unlocked read and the checked write of the fast path;
 //! - `locked`: the transaction that claims and locks before it reads;
+//! - `keys`: the names of the rows a commit claims and locks, which carry the lock order;
 //! - `write`: the one statement, `loyalty_commit`, that both paths end with;
 //! - `stats`: the committers' counters.
 
 mod decide;
 mod fast;
+mod keys;
 mod locked;
 mod queue;
 mod stats;
@@ -24,20 +26,18 @@ pub(crate) use stats::Stats;
 use crate::error::{PostgresStoreError, Result};
 use crate::rows::to_json;
 use crate::PostgresOptions;
-use chrono::{DateTime, Utc};
 use loyalty_core::error::StoreError;
-use loyalty_core::ids::MemberId;
 use loyalty_core::ledger::LogEntry;
 use loyalty_core::store::{Candidate, CommitBatch};
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgPool, Postgres};
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use fast::{commit_fast, read_state};
+use keys::{Enrolment, Enrolments, Identity, Key, MemberKey};
 use locked::commit_slots;
 use stats::{lap, Timings};
 
@@ -249,15 +249,6 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     base + Duration::from_nanos(u64::from(jitter))
 }
 
-/// (program, kind, value)
-type Identity = (String, String, String);
-/// (connector, clientEventId, test)
-type Key = (String, String, bool);
-/// (program, member)
-type MemberKey = (String, String);
-/// The members to enrol: each identifier's new member, whether it is a test member, and when.
-type Enrolments = BTreeMap<Identity, (MemberId, bool, DateTime<Utc>)>;
-
 /// One item of the merged batches, with what can be prepared before the transaction.
 struct Slot<'a> {
     batch: &'a CommitBatch,
@@ -284,19 +275,15 @@ fn prepare<'a>(batches: &[&'a CommitBatch]) -> Result<Vec<Slot<'a>>> {
                 warnings: to_json(&entry.warnings)?,
                 entry,
                 candidate,
-                identity: candidate.map(|c| {
-                    (
-                        batch.program_id.as_str().to_owned(),
-                        c.identifier.kind.clone(),
-                        c.identifier.value.clone(),
-                    )
+                identity: candidate.map(|c| Identity {
+                    program: batch.program_id.clone(),
+                    kind: c.identifier.kind.clone(),
+                    value: c.identifier.value.clone(),
                 }),
-                key: candidate.map(|c| {
-                    (
-                        batch.connector_id.as_str().to_owned(),
-                        c.client_event_id.clone(),
-                        batch.test,
-                    )
+                key: candidate.map(|c| Key {
+                    connector: batch.connector_id.clone(),
+                    client_event_id: c.client_event_id.clone(),
+                    test: batch.test,
                 }),
             });
         }

@@ -9,11 +9,11 @@
 //! the same type.
 
 use super::decide::Decided;
-use super::{Enrolments, Identity, Key, MemberKey, Slot};
+use super::{Enrolment, Enrolments, Identity, Key, MemberKey, Slot};
 use crate::error::{PostgresStoreError, Result};
 use crate::rows::to_json;
 use chrono::{DateTime, Utc};
-use loyalty_core::ids::{EventId, MemberId};
+use loyalty_core::ids::{EventId, MemberId, ProgramId};
 use loyalty_core::ledger::{LedgerEntry, RawJson};
 use loyalty_core::rules::{UsageCount, UsageKey};
 use sqlx::postgres::PgArguments;
@@ -25,14 +25,21 @@ use std::fmt::Write as _;
 /// decisions were taken on an unlocked read. Empty for a caller that holds them already.
 #[derive(Default)]
 pub(super) struct Checks<'a> {
-    /// The keys to claim, with the program and the event that claims each.
-    pub(super) keys: Vec<(Key, &'a str, &'a str)>,
+    /// The keys to claim.
+    pub(super) keys: Vec<Claim<'a>>,
     /// The members to enrol: identifier, new member id, test, enrolment time.
     pub(super) enrolled: Option<&'a Enrolments>,
     /// The members to lock (all those of accepted items).
     pub(super) locked: Option<&'a BTreeSet<MemberKey>>,
     /// The usage the decisions read (zero where there was none).
     pub(super) expected: Option<&'a BTreeMap<(MemberKey, UsageKey), UsageCount>>,
+}
+
+/// A key to claim, with the program and the event that claim it.
+pub(super) struct Claim<'a> {
+    pub(super) key: &'a Key,
+    pub(super) program: &'a ProgramId,
+    pub(super) event: &'a EventId,
 }
 
 /// Claims, enrols, locks and checks as `checks` says, then inserts the events and ledger
@@ -46,12 +53,12 @@ pub(super) async fn write(
     checks: &Checks<'_>,
 ) -> Result<Vec<i64>> {
     let mut keys = KeyRows::with_capacity(checks.keys.len());
-    for (key, program, event) in &checks.keys {
-        keys.push(key, program, event);
+    for claim in &checks.keys {
+        keys.push(claim);
     }
     let mut enrolments = EnrolmentRows::default();
-    for (identity, (member, test, at)) in checks.enrolled.into_iter().flatten() {
-        enrolments.push(identity, member, *test, *at);
+    for (identity, enrolment) in checks.enrolled.into_iter().flatten() {
+        enrolments.push(identity, enrolment);
     }
     let mut locked = MemberRows::default();
     for member in checks.locked.into_iter().flatten() {
@@ -173,14 +180,12 @@ impl<'a> KeyRows<'a> {
         }
     }
 
-    /// The key, with the program and the event that claims it.
-    fn push(&mut self, key: &'a Key, program: &'a str, event: &'a str) {
-        let (connector, client, test) = key;
-        self.connector.push(connector);
-        self.client.push(client);
-        self.test.push(*test);
-        self.program.push(program);
-        self.event.push(event);
+    fn push(&mut self, claim: &Claim<'a>) {
+        self.connector.push(claim.key.connector.as_str());
+        self.client.push(claim.key.client_event_id.as_str());
+        self.test.push(claim.key.test);
+        self.program.push(claim.program.as_str());
+        self.event.push(claim.event.as_str());
     }
 
     fn bind(self, call: &mut Call) -> Result<()> {
@@ -205,20 +210,13 @@ struct EnrolmentRows<'a> {
 }
 
 impl<'a> EnrolmentRows<'a> {
-    fn push(
-        &mut self,
-        identity: &'a Identity,
-        member: &'a MemberId,
-        test: bool,
-        at: DateTime<Utc>,
-    ) {
-        let (program, kind, value) = identity;
-        self.program.push(program);
-        self.kind.push(kind);
-        self.value.push(value);
-        self.member.push(member.as_str());
-        self.test.push(test);
-        self.created.push(at);
+    fn push(&mut self, identity: &'a Identity, enrolment: &'a Enrolment) {
+        self.program.push(identity.program.as_str());
+        self.kind.push(identity.kind.as_str());
+        self.value.push(identity.value.as_str());
+        self.member.push(enrolment.member.as_str());
+        self.test.push(enrolment.test);
+        self.created.push(enrolment.created_at);
     }
 
     fn bind(self, call: &mut Call) -> Result<()> {
@@ -240,9 +238,8 @@ struct MemberRows<'a> {
 
 impl<'a> MemberRows<'a> {
     fn push(&mut self, member: &'a MemberKey) {
-        let (program, id) = member;
-        self.program.push(program);
-        self.id.push(id);
+        self.program.push(member.program.as_str());
+        self.id.push(member.member.as_str());
     }
 
     fn bind(self, call: &mut Call) -> Result<()> {
@@ -295,9 +292,8 @@ impl<'a> UsageRows<'a> {
     }
 
     fn push(&mut self, member: &'a MemberKey, key: &'a UsageKey, usage: &UsageCount) {
-        let (program, member) = member;
-        self.program.push(program);
-        self.member.push(member);
+        self.program.push(member.program.as_str());
+        self.member.push(member.member.as_str());
         self.rule.push(key.rule_id.as_str());
         self.period.push(key.period.as_str());
         self.count.push(usage.count);
@@ -502,9 +498,8 @@ impl<'a> BalanceRows<'a> {
 
     /// The member's balance delta, and whether all its accepted items were test items.
     fn push(&mut self, member: &'a MemberKey, delta: i64, test: bool) {
-        let (program, member) = member;
-        self.program.push(program);
-        self.member.push(member);
+        self.program.push(member.program.as_str());
+        self.member.push(member.member.as_str());
         self.delta.push(delta);
         self.test.push(test);
     }
