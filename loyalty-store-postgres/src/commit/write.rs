@@ -27,7 +27,7 @@ use std::fmt::Write as _;
 pub(super) struct Checks<'a> {
     /// The keys to claim.
     pub(super) keys: Vec<Claim<'a>>,
-    /// The members to enrol: identifier, new member id, test, enrolment time.
+    /// The members to enrol, by identifier.
     pub(super) enrolled: Option<&'a Enrolments>,
     /// The members to lock (all those of accepted items).
     pub(super) locked: Option<&'a BTreeSet<MemberKey>>,
