@@ -326,16 +326,10 @@ pub async fn rejected_and_ignored_items_do_not_claim_their_id(store: Arc<dyn Sto
     let no_email = article("a-1", "", "sport", 5);
     let response = f.send(&no_email.to_string(), false).await;
     assert_eq!(statuses(&response), [ItemStatus::Ignored]);
-    assert_eq!(
-        response.results[0].reason(),
-        Some("missing_identifier")
-    );
+    assert_eq!(response.results[0].reason(), Some("missing_identifier"));
     let bad_email = article("a-1", "not-an-email", "sport", 5);
     let response = f.send(&bad_email.to_string(), false).await;
-    assert_eq!(
-        response.results[0].reason(),
-        Some("invalid_identifier")
-    );
+    assert_eq!(response.results[0].reason(), Some("invalid_identifier"));
     let fixed = f
         .send(
             &article("a-1", "ann@example.com", "sport", 5).to_string(),
@@ -367,10 +361,7 @@ pub async fn unknown_members_are_ignored_when_enrolment_is_off(store: Arc<dyn St
         )
         .await;
     assert_eq!(statuses(&response), [ItemStatus::Ignored]);
-    assert_eq!(
-        response.results[0].reason(),
-        Some("unknown_member")
-    );
+    assert_eq!(response.results[0].reason(), Some("unknown_member"));
     assert_eq!(f.balance("ann@example.com").await, None);
     let logged = f
         .engine
