@@ -128,8 +128,49 @@ pub struct LogEntry {
     pub seq: i64,
 }
 
-/// One ledger entry: points given to a member by one rule for one event. Never updated; only
+/// Why a ledger entry changes a balance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// Points a rule gave for an event (positive).
+    Award,
+    /// Points taken back from an award, by a refund or an admin (negative).
+    Reversal,
+    /// Points an admin added or removed by hand, with a reason (non-zero).
+    Adjustment,
+    /// Points of an award that expired (negative).
+    Expiry,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Award => "award",
+            EntryKind::Reversal => "reversal",
+            EntryKind::Adjustment => "adjustment",
+            EntryKind::Expiry => "expiry",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            EntryKind::Award,
+            EntryKind::Reversal,
+            EntryKind::Adjustment,
+            EntryKind::Expiry,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
+/// One ledger entry: a change of a member's points and what caused it. Never updated; only
 /// purge deletes, and only test entries.
+///
+/// The sign and the links follow the kind: an award is positive and names its event and
+/// rule; a reversal and an expiry are negative and name the award they take from (`reverses`,
+/// and its rule); a reversal by a refund names the refund event, one by an admin its reason;
+/// an adjustment is non-zero and has a reason.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEntry {
@@ -137,16 +178,49 @@ pub struct LedgerEntry {
     #[serde(skip)]
     pub program_id: ProgramId,
     pub member_id: MemberId,
-    pub event_id: EventId,
-    pub connector_id: ConnectorId,
-    pub rule_id: RuleId,
+    pub kind: EntryKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_id: Option<ConnectorId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<RuleId>,
     pub points: i64,
+    /// The award a reversal or an expiry takes points from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverses: Option<LedgerEntryId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub test: bool,
     pub created_at: DateTime<Utc>,
-    /// When the event happened: the period its usage counts in.
+    /// When what caused it happened (an award's event time: the period its usage counts in).
     pub occurred_at: DateTime<Utc>,
     #[serde(skip)]
     pub seq: i64,
+}
+
+impl LedgerEntry {
+    /// Whether the entry keeps the rules of its kind (sign and links); every store refuses
+    /// one that does not, PostgreSQL by its CHECK constraints as well.
+    pub fn is_well_formed(&self) -> bool {
+        match self.kind {
+            EntryKind::Award => {
+                self.points > 0
+                    && self.event_id.is_some()
+                    && self.rule_id.is_some()
+                    && self.reverses.is_none()
+            }
+            EntryKind::Reversal => {
+                self.points < 0
+                    && self.reverses.is_some()
+                    && (self.event_id.is_some() || self.reason.is_some())
+            }
+            EntryKind::Expiry => self.points < 0 && self.reverses.is_some(),
+            EntryKind::Adjustment => {
+                self.points != 0 && self.reason.is_some() && self.reverses.is_none()
+            }
+        }
+    }
 }
 
 /// What an item of a member's activity is.
@@ -164,11 +238,17 @@ pub struct ActivityItem {
     #[serde(rename = "type")]
     pub kind: ActivityType,
     pub at: DateTime<Utc>,
-    pub event_id: EventId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_event_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<ItemStatus>,
+    /// A ledger entry's kind.
+    #[serde(rename = "kind", skip_serializing_if = "Option::is_none")]
+    pub entry_kind: Option<EntryKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub points: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule_id: Option<RuleId>,
@@ -184,9 +264,11 @@ impl ActivityItem {
         Self {
             kind: ActivityType::Event,
             at: entry.received_at,
-            event_id: entry.id.clone(),
+            event_id: Some(entry.id.clone()),
             client_event_id: entry.client_event_id.clone(),
             status: Some(entry.status),
+            entry_kind: None,
+            reason: None,
             points: entry.points,
             rule_id: None,
             ledger_entry_id: None,
@@ -202,8 +284,10 @@ impl ActivityItem {
             event_id: entry.event_id.clone(),
             client_event_id: None,
             status: None,
+            entry_kind: Some(entry.kind),
+            reason: entry.reason.clone(),
             points: entry.points,
-            rule_id: Some(entry.rule_id.clone()),
+            rule_id: entry.rule_id.clone(),
             ledger_entry_id: Some(entry.id.clone()),
             test: entry.test,
             seq: entry.seq,

@@ -33,6 +33,7 @@ pub mod ledger;
 pub mod mapping;
 pub mod member;
 pub mod program;
+pub mod reversal;
 pub mod rules;
 pub mod secret;
 pub mod store;

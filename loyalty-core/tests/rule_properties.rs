@@ -196,7 +196,7 @@ proptest! {
                     for (count, max, per) in &case.limits {
                         let period = match *per { "day" => Period::Day, "week" => Period::Week, "month" => Period::Month, "year" => Period::Year, _ => Period::Lifetime };
                         let mut used: HashMap<String, (i64, i64)> = HashMap::new();
-                        for line in ledger.iter().filter(|l| l.rule_id == rule.id) {
+                        for line in ledger.iter().filter(|l| l.rule_id.as_ref() == Some(&rule.id)) {
                             let entry = used.entry(period.key(line.occurred_at)).or_default();
                             entry.0 += 1;
                             entry.1 += line.points;

@@ -6,15 +6,15 @@
 //! restart.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use loyalty_core::connector::Connector;
-use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
+use loyalty_core::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, RuleId};
 use loyalty_core::ledger::{
     ActivityItem, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
 };
 use loyalty_core::member::{Identifier, Member};
 use loyalty_core::program::Program;
-use loyalty_core::rules::{apply_usage, Period, Rule, Usage, UsageCount, UsageKey};
+use loyalty_core::reversal::usage_of;
+use loyalty_core::rules::{apply_usage, Rule, Usage, UsageKey};
 use loyalty_core::store::{
     decide, new_member, settle_accepted, settle_duplicate, settle_unknown_member, CommitBatch,
     Decision, PendingItem, Prior, Store, StoreResult,
@@ -421,10 +421,22 @@ impl Store for MemoryStore {
             .collect();
         let doomed_ids: std::collections::HashSet<EventId> =
             doomed.iter().map(|p| state.events[p].id.clone()).collect();
+        // The entries of the doomed events, and whatever reverses or expires their awards.
+        let doomed_awards: HashSet<LedgerEntryId> = state
+            .ledger
+            .values()
+            .filter(|l| l.test && l.event_id.as_ref().is_some_and(|e| doomed_ids.contains(e)))
+            .map(|l| l.id.clone())
+            .collect();
         let doomed_ledger: Vec<i64> = state
             .ledger
             .iter()
-            .filter(|(_, l)| l.test && doomed_ids.contains(&l.event_id))
+            .filter(|(_, l)| {
+                doomed_awards.contains(&l.id)
+                    || l.reverses
+                        .as_ref()
+                        .is_some_and(|a| doomed_awards.contains(a))
+            })
             .map(|(p, _)| *p)
             .collect();
         // Members whose activity loses positions: filtered once each at the end, where
@@ -433,13 +445,6 @@ impl Store for MemoryStore {
         let mut removed_positions = HashSet::new();
         for position in doomed_ledger {
             let line = state.ledger.remove(&position).expect("listed above");
-            undo_usage(
-                &mut state.usage,
-                &line.member_id,
-                &line.rule_id,
-                line.occurred_at,
-                line.points,
-            );
             if let Some(member) = state.members.get_mut(&line.member_id) {
                 member.balance -= line.points;
             }
@@ -469,6 +474,12 @@ impl Store for MemoryStore {
         for member_id in touched {
             if let Some(activity) = state.activity.get_mut(&member_id) {
                 activity.retain(|position| !removed_positions.contains(position));
+                // What is left of the member's ledger says what is left of its usage.
+                let entries: Vec<LedgerEntry> = activity
+                    .iter()
+                    .filter_map(|position| state.ledger.get(position).cloned())
+                    .collect();
+                state.usage.insert(member_id.clone(), usage_of(&entries));
             }
             let orphan = state.members.get(&member_id).is_some_and(|m| m.test)
                 && state.activity.get(&member_id).is_none_or(Vec::is_empty);
@@ -485,40 +496,5 @@ impl Store for MemoryStore {
             }
         }
         Ok(counts)
-    }
-}
-
-fn undo_usage(
-    usage: &mut HashMap<MemberId, Usage>,
-    member: &MemberId,
-    rule: &RuleId,
-    at: DateTime<Utc>,
-    points: i64,
-) {
-    let mut scratch = Usage::default();
-    let increments: Vec<(UsageKey, UsageCount)> = Period::ALL
-        .iter()
-        .map(|p| {
-            (
-                UsageKey {
-                    rule_id: rule.clone(),
-                    period: p.key(at),
-                },
-                UsageCount {
-                    count: -1,
-                    points: -points,
-                },
-            )
-        })
-        .collect();
-    apply_usage(&mut scratch, &increments);
-    for (key, delta) in scratch {
-        let count = usage
-            .entry(member.clone())
-            .or_default()
-            .entry(key)
-            .or_default();
-        count.count += delta.count;
-        count.points += delta.points;
     }
 }

@@ -609,12 +609,13 @@ impl Store for PostgresStore {
         let rows = sqlx::query(
             "(SELECT 'event' AS kind, e.seq, e.received_at AS at, e.id AS event_id, \
                   e.client_event_id, e.status, e.points, NULL::text AS rule_id, \
-                  NULL::text AS ledger_entry_id, e.test \
+                  NULL::text AS ledger_entry_id, NULL::text AS entry_kind, NULL::text AS reason, \
+                  e.test \
               FROM events e WHERE e.program_id = $1 AND e.member_id = $2 AND e.seq < $3 \
               ORDER BY e.seq DESC LIMIT $4) \
              UNION ALL \
              (SELECT 'ledger', l.seq, l.created_at, l.event_id, NULL, NULL, l.points, \
-                  l.rule_id, l.id, l.test \
+                  l.rule_id, l.id, l.kind, l.reason, l.test \
               FROM ledger_entries l WHERE l.program_id = $1 AND l.member_id = $2 AND l.seq < $3 \
               ORDER BY l.seq DESC LIMIT $4) \
              ORDER BY seq DESC LIMIT $4",

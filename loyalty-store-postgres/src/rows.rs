@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use loyalty_core::connector::{Connector, EventType};
 use loyalty_core::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, RuleId};
 use loyalty_core::ledger::{
-    ActivityItem, ActivityType, ItemStatus, LedgerEntry, LogEntry, RawJson,
+    ActivityItem, ActivityType, EntryKind, ItemStatus, LedgerEntry, LogEntry, RawJson,
 };
 use loyalty_core::member::{Identifier, Member};
 use loyalty_core::program::Program;
@@ -32,8 +32,8 @@ pub(crate) const EVENT_COLUMNS: &str = "program_id, id, seq, connector_id, statu
      occurred_at, points, awards::text AS awards, raw::text AS raw, raw_truncated, \
      mapped::text AS mapped, trace::text AS trace, warnings::text AS warnings";
 
-pub(crate) const LEDGER_COLUMNS: &str = "program_id, member_id, seq, id, event_id, connector_id, \
-     rule_id, points, test, created_at, occurred_at";
+pub(crate) const LEDGER_COLUMNS: &str = "program_id, member_id, seq, id, kind, event_id, \
+     connector_id, rule_id, points, reverses, reason, test, created_at, occurred_at";
 
 /// A member with its identifiers, aggregated into arrays.
 pub(crate) const MEMBER_COLUMNS: &str = "m.program_id, m.id, m.balance, m.test, m.created_at, \
@@ -184,15 +184,30 @@ pub(crate) fn ledger_entry(row: &PgRow) -> Result<LedgerEntry> {
         id: LedgerEntryId::new(row.try_get::<String, _>("id")?),
         program_id: ProgramId::new(row.try_get::<String, _>("program_id")?),
         member_id: MemberId::new(row.try_get::<String, _>("member_id")?),
-        event_id: EventId::new(row.try_get::<String, _>("event_id")?),
-        connector_id: ConnectorId::new(row.try_get::<String, _>("connector_id")?),
-        rule_id: RuleId::new(row.try_get::<String, _>("rule_id")?),
+        kind: entry_kind(&row.try_get::<String, _>("kind")?)?,
+        event_id: row
+            .try_get::<Option<String>, _>("event_id")?
+            .map(EventId::new),
+        connector_id: row
+            .try_get::<Option<String>, _>("connector_id")?
+            .map(ConnectorId::new),
+        rule_id: row
+            .try_get::<Option<String>, _>("rule_id")?
+            .map(RuleId::new),
         points: row.try_get("points")?,
+        reverses: row
+            .try_get::<Option<String>, _>("reverses")?
+            .map(LedgerEntryId::new),
+        reason: row.try_get("reason")?,
         test: row.try_get("test")?,
         created_at: row.try_get("created_at")?,
         occurred_at: row.try_get("occurred_at")?,
         seq: row.try_get("seq")?,
     })
+}
+
+fn entry_kind(text: &str) -> Result<EntryKind> {
+    EntryKind::parse(text).ok_or_else(|| PostgresStoreError::corrupt("ledger_entries.kind", text))
 }
 
 /// One row of the activity query (events and ledger entries unioned).
@@ -210,9 +225,16 @@ pub(crate) fn activity_item(row: &PgRow) -> Result<ActivityItem> {
             ActivityType::Event
         },
         at,
-        event_id: EventId::new(row.try_get::<String, _>("event_id")?),
+        event_id: row
+            .try_get::<Option<String>, _>("event_id")?
+            .map(EventId::new),
         client_event_id: row.try_get("client_event_id")?,
         status,
+        entry_kind: row
+            .try_get::<Option<String>, _>("entry_kind")?
+            .map(|k| entry_kind(&k))
+            .transpose()?,
+        reason: row.try_get("reason")?,
         points: row.try_get("points")?,
         rule_id: row
             .try_get::<Option<String>, _>("rule_id")?

@@ -190,12 +190,70 @@ async fn the_schema_holds_the_invariants() {
     let stranger = ledger(5, "mem_nobody".into()).await.unwrap_err();
     assert_eq!(sqlstate(&stranger), "23503", "ledger entries name a member");
 
-    let negative = sqlx::query("UPDATE members SET balance = -1 WHERE program_id = $1")
+    // Each kind of entry keeps its sign and its links (a balance itself may go below zero: a
+    // reversal may take back points already spent).
+    let entry = |kind: &str, points: i64, reverses: Option<&str>, reason: Option<&str>| {
+        sqlx::query(
+            "INSERT INTO ledger_entries (program_id, member_id, seq, id, kind, event_id, \
+                 connector_id, rule_id, points, reverses, reason, test, created_at, occurred_at) \
+             VALUES ($1, $2, nextval('loyalty_seq'), 'led_' || nextval('loyalty_seq'), $3, NULL, \
+                 NULL, NULL, $4, $5, $6, false, now(), now())",
+        )
         .bind(program.as_str())
+        .bind(member.as_str())
+        .bind(kind.to_owned())
+        .bind(points)
+        .bind(reverses.map(str::to_owned))
+        .bind(reason.map(str::to_owned))
         .execute(pool)
+    };
+    for (kind, points, reverses, reason, why) in [
+        (
+            "award",
+            5,
+            None,
+            Some("x"),
+            "an award names its event and rule",
+        ),
+        (
+            "adjustment",
+            0,
+            None,
+            Some("x"),
+            "an adjustment is not zero",
+        ),
+        ("adjustment", 5, None, None, "an adjustment says why"),
+        (
+            "reversal",
+            -5,
+            None,
+            Some("x"),
+            "a reversal names its award",
+        ),
+        (
+            "reversal",
+            5,
+            Some("led_x"),
+            Some("x"),
+            "a reversal is negative",
+        ),
+        ("expiry", -5, None, None, "an expiry names its award"),
+        ("gift", 5, None, Some("x"), "kinds are known"),
+    ] {
+        let refused = entry(kind, points, reverses, reason).await.unwrap_err();
+        assert_eq!(sqlstate(&refused), "23514", "{why}");
+    }
+    let dangling = entry("reversal", -5, Some("led_nope"), Some("x"))
         .await
         .unwrap_err();
-    assert_eq!(sqlstate(&negative), "23514", "balances are not negative");
+    assert_eq!(
+        sqlstate(&dangling),
+        "23503",
+        "a reversal takes from an existing award"
+    );
+    entry("adjustment", -5, None, Some("goodwill, taken back"))
+        .await
+        .unwrap();
     let status = sqlx::query("UPDATE events SET status = 'lost' WHERE program_id = $1")
         .bind(program.as_str())
         .execute(pool)

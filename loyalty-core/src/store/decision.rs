@@ -8,7 +8,7 @@
 
 use super::Candidate;
 use crate::ids::{EventId, LedgerEntryId, MemberId, ProgramId};
-use crate::ledger::{ItemStatus, LedgerEntry, LogEntry};
+use crate::ledger::{EntryKind, ItemStatus, LedgerEntry, LogEntry};
 use crate::member::{Identifier, IgnoredReason, Member};
 use crate::rules::{Evaluation, RuleSet, Usage};
 use chrono::{DateTime, Utc};
@@ -82,10 +82,13 @@ pub fn settle_accepted(
             id: LedgerEntryId::generate(),
             program_id: entry.program_id.clone(),
             member_id: member.clone(),
-            event_id: entry.id.clone(),
-            connector_id: entry.connector_id.clone(),
-            rule_id: award.rule_id.clone(),
+            kind: EntryKind::Award,
+            event_id: Some(entry.id.clone()),
+            connector_id: Some(entry.connector_id.clone()),
+            rule_id: Some(award.rule_id.clone()),
             points: award.points,
+            reverses: None,
+            reason: None,
             test: entry.test,
             created_at: entry.received_at,
             occurred_at: candidate.occurred_at,

@@ -422,9 +422,9 @@ struct LedgerRows<'a> {
     program: Vec<&'a str>,
     member: Vec<&'a str>,
     id: Vec<&'a str>,
-    event: Vec<&'a str>,
-    connector: Vec<&'a str>,
-    rule: Vec<&'a str>,
+    event: Vec<Option<&'a str>>,
+    connector: Vec<Option<&'a str>>,
+    rule: Vec<Option<&'a str>>,
     points: Vec<i64>,
     test: Vec<bool>,
     created: Vec<DateTime<Utc>>,
@@ -454,9 +454,11 @@ impl<'a> LedgerRows<'a> {
         self.program.push(line.program_id.as_str());
         self.member.push(line.member_id.as_str());
         self.id.push(line.id.as_str());
-        self.event.push(line.event_id.as_str());
-        self.connector.push(line.connector_id.as_str());
-        self.rule.push(line.rule_id.as_str());
+        self.event
+            .push(line.event_id.as_ref().map(|id| id.as_str()));
+        self.connector
+            .push(line.connector_id.as_ref().map(|id| id.as_str()));
+        self.rule.push(line.rule_id.as_ref().map(|id| id.as_str()));
         self.points.push(line.points);
         self.test.push(line.test);
         self.created.push(line.created_at);

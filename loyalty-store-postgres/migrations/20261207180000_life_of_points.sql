@@ -1,0 +1,42 @@
+-- The life of points: ledger entries of four kinds, each linked to what caused it. Entries are
+-- still never updated; the sign and the links of each kind are checked here, not only in Rust.
+--   award       positive; its event and rule (at most one award per event and rule)
+--   reversal    negative; the award it takes from, and the refund event or an admin's reason
+--   expiry      negative; the award whose points expired
+--   adjustment  non-zero; an admin's reason, and an idempotency key if one was given
+ALTER TABLE ledger_entries
+    ADD COLUMN kind text NOT NULL DEFAULT 'award'
+        CONSTRAINT ledger_entries_kind_known CHECK (kind IN ('award', 'reversal', 'adjustment', 'expiry')),
+    ADD COLUMN reverses text COLLATE "C",
+    ADD COLUMN reason text,
+    ADD COLUMN idempotency_key text COLLATE "C",
+    ALTER COLUMN event_id DROP NOT NULL,
+    ALTER COLUMN connector_id DROP NOT NULL,
+    ALTER COLUMN rule_id DROP NOT NULL,
+    DROP CONSTRAINT ledger_entries_points_check,
+    DROP CONSTRAINT ledger_entries_program_id_member_id_event_id_rule_id_key,
+    ADD CONSTRAINT ledger_entries_id_key UNIQUE (program_id, member_id, id),
+    ADD CONSTRAINT ledger_entries_kind_rules CHECK (
+        (kind = 'award' AND points > 0 AND event_id IS NOT NULL AND rule_id IS NOT NULL
+            AND reverses IS NULL AND idempotency_key IS NULL)
+        OR (kind = 'reversal' AND points < 0 AND reverses IS NOT NULL
+            AND (event_id IS NOT NULL OR reason IS NOT NULL) AND idempotency_key IS NULL)
+        OR (kind = 'expiry' AND points < 0 AND reverses IS NOT NULL AND idempotency_key IS NULL)
+        OR (kind = 'adjustment' AND points <> 0 AND reason IS NOT NULL AND reverses IS NULL)),
+    -- A reversal or an expiry takes from an award of the same member.
+    ADD CONSTRAINT ledger_entries_reverses_fkey FOREIGN KEY (program_id, member_id, reverses)
+        REFERENCES ledger_entries (program_id, member_id, id);
+
+-- A rule awards an event once; also how a purge finds an event's entries.
+CREATE UNIQUE INDEX ledger_entries_award_key ON ledger_entries (program_id, member_id, event_id, rule_id)
+    WHERE kind = 'award';
+-- An adjustment sent again with its key is the same adjustment.
+CREATE UNIQUE INDEX ledger_entries_adjustment_key ON ledger_entries (program_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX ledger_entries_by_reversed ON ledger_entries (program_id, member_id, reverses)
+    WHERE reverses IS NOT NULL;
+
+-- A reversal may take back points already spent elsewhere: a balance may go below zero, and a
+-- refund's log item carries the (negative) points it reversed.
+ALTER TABLE members DROP CONSTRAINT members_balance_check;
+ALTER TABLE events DROP CONSTRAINT events_points_check;
