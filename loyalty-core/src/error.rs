@@ -37,6 +37,10 @@ pub enum Error {
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
 
+    /// The request contradicts what is stored: `nothing_to_reverse`, `idempotency_conflict`.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -52,6 +56,7 @@ impl Error {
             Error::InvalidJson { .. } => "invalid_json",
             Error::BatchTooLarge { .. } => "batch_too_large",
             Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::Conflict { code, .. } => code,
             Error::Store(e) if e.unavailable => "store_unavailable",
             Error::Store(_) => "internal_error",
         }

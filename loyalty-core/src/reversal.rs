@@ -1,7 +1,7 @@
 //! Taking points back: how much of each award a refund or an admin reversal takes, and the
 //! limit usage that frees. Pure arithmetic on integers, written once for every store.
 
-use crate::ids::{EventId, LedgerEntryId, MemberId, RuleId};
+use crate::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, RuleId};
 use crate::ledger::{EntryKind, LedgerEntry};
 use crate::rules::{Period, Usage, UsageCount, UsageKey};
 use chrono::{DateTime, Utc};
@@ -95,6 +95,55 @@ pub fn admin_shares(awards: &[AwardState], points: Option<i64>) -> Vec<i64> {
         rest -= take;
     }
     shares
+}
+
+/// What caused a reversal: a refund event (and its connector), or an admin's reason.
+#[derive(Clone, Debug, Default)]
+pub struct ReversalCause {
+    pub event: Option<EventId>,
+    pub connector: Option<ConnectorId>,
+    pub reason: Option<String>,
+}
+
+/// The `reversal` entries that take `shares` from `awards` (a zero share writes nothing), and
+/// the usage they free, summed per key. Entry positions (`seq`) are the store's to assign.
+pub fn reversal_entries(
+    program: &ProgramId,
+    awards: &[AwardState],
+    shares: &[i64],
+    cause: &ReversalCause,
+    at: DateTime<Utc>,
+) -> (Vec<LedgerEntry>, Vec<(UsageKey, UsageCount)>) {
+    let mut entries = Vec::new();
+    let mut freed: Vec<(UsageKey, UsageCount)> = Vec::new();
+    for (award, &share) in awards.iter().zip(shares) {
+        if share <= 0 {
+            continue;
+        }
+        entries.push(LedgerEntry {
+            id: LedgerEntryId::generate(),
+            program_id: program.clone(),
+            member_id: award.member.clone(),
+            kind: EntryKind::Reversal,
+            event_id: cause.event.clone(),
+            connector_id: cause.connector.clone(),
+            rule_id: Some(award.rule.clone()),
+            points: -share,
+            reverses: Some(award.entry.clone()),
+            reason: cause.reason.clone(),
+            test: award.test,
+            created_at: at,
+            occurred_at: at,
+            seq: 0,
+        });
+        for (key, count) in usage_freed(award, share) {
+            match freed.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, sum)) => sum.add(count),
+                None => freed.push((key, count)),
+            }
+        }
+    }
+    (entries, freed)
 }
 
 /// The usage a reversal of `reversing` points of `award` frees: its points in every period of

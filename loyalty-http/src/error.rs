@@ -45,6 +45,7 @@ impl ApiError {
                 CoreError::BatchTooLarge { .. } | CoreError::PayloadTooLarge { .. } => {
                     StatusCode::PAYLOAD_TOO_LARGE
                 }
+                CoreError::Conflict { .. } => StatusCode::CONFLICT,
                 CoreError::Store(e) if e.unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 CoreError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },

@@ -9,15 +9,16 @@ use async_trait::async_trait;
 use loyalty_core::connector::Connector;
 use loyalty_core::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, RuleId};
 use loyalty_core::ledger::{
-    ActivityItem, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
+    ActivityItem, EventFilter, ItemStatus, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
 };
 use loyalty_core::member::{Identifier, Member};
 use loyalty_core::program::Program;
-use loyalty_core::reversal::usage_of;
+use loyalty_core::reversal::{admin_shares, reversal_entries, usage_of, AwardState, ReversalCause};
 use loyalty_core::rules::{apply_usage, Rule, Usage, UsageKey};
 use loyalty_core::store::{
-    decide, new_member, settle_accepted, settle_duplicate, settle_unknown_member, CommitBatch,
-    Decision, PendingItem, Prior, Store, StoreResult,
+    decide, new_member, settle_accepted, settle_duplicate, settle_unknown_member, Adjusted,
+    Adjustment, CommitBatch, Decision, EventReversal, PendingItem, Prior, Reversed, Store,
+    StoreResult,
 };
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -61,6 +62,8 @@ struct State {
     activity: HashMap<MemberId, Vec<i64>>,
     /// The idempotency keys: (connector, clientEventId, test) → the accepted event.
     accepted: ShardedMap<(ConnectorId, String, bool), (EventId, Option<MemberId>)>,
+    /// Adjustments' idempotency keys: (program, key) → the adjustment's position.
+    adjustment_keys: HashMap<(ProgramId, String), i64>,
     next_position: i64,
 }
 
@@ -157,6 +160,36 @@ impl State {
         let entry = Arc::new(entry);
         self.events.insert(entry.seq, Arc::clone(&entry));
         entry
+    }
+
+    /// Appends a ledger entry (not an award: those come with their event) to the ledger, the
+    /// member's activity and balance.
+    fn append(&mut self, mut entry: LedgerEntry) -> LedgerEntry {
+        entry.seq = self.position();
+        self.activity
+            .entry(entry.member_id.clone())
+            .or_default()
+            .push(entry.seq);
+        if let Some(member) = self.members.get_mut(&entry.member_id) {
+            member.balance += entry.points;
+        }
+        self.ledger.insert(entry.seq, entry.clone());
+        entry
+    }
+
+    fn member_entries(&self, member: &MemberId) -> Vec<LedgerEntry> {
+        self.activity
+            .get(member)
+            .map_or_else(Vec::new, |positions| {
+                positions
+                    .iter()
+                    .filter_map(|p| self.ledger.get(p).cloned())
+                    .collect()
+            })
+    }
+
+    fn balance(&self, member: &MemberId) -> i64 {
+        self.members.get(member).map_or(0, |m| m.balance)
     }
 
     fn member_usage(&self, member: &MemberId, keys: &[UsageKey]) -> Usage {
@@ -319,6 +352,72 @@ impl Store for MemoryStore {
         // Copied for the caller outside the lock: the other requests' commits need not wait
         // for it.
         Ok(stored.iter().map(|entry| LogEntry::clone(entry)).collect())
+    }
+
+    async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {
+        let mut state = self.lock();
+        let entry = adjustment.entry;
+        let member_known = state
+            .members
+            .get(&entry.member_id)
+            .is_some_and(|m| m.program_id == entry.program_id);
+        if !member_known {
+            return Ok(Adjusted::UnknownMember);
+        }
+        let key = adjustment
+            .idempotency_key
+            .map(|key| (entry.program_id.clone(), key));
+        if let Some(position) = key.as_ref().and_then(|k| state.adjustment_keys.get(k)) {
+            let first = state.ledger[position].clone();
+            let same = first.member_id == entry.member_id
+                && first.points == entry.points
+                && first.reason == entry.reason;
+            if !same {
+                return Ok(Adjusted::KeyConflict);
+            }
+            let balance = state.balance(&first.member_id);
+            return Ok(Adjusted::Existing {
+                entry: first,
+                balance,
+            });
+        }
+        let entry = state.append(entry);
+        if let Some(key) = key {
+            state.adjustment_keys.insert(key, entry.seq);
+        }
+        let balance = state.balance(&entry.member_id);
+        Ok(Adjusted::Created { entry, balance })
+    }
+
+    async fn reverse_event(&self, reversal: EventReversal) -> StoreResult<Reversed> {
+        let mut state = self.lock();
+        let event = state
+            .event_positions
+            .get(&reversal.event)
+            .and_then(|p| state.events.get(p))
+            .filter(|e| e.program_id == reversal.program && e.status == ItemStatus::Accepted)
+            .map(Arc::clone);
+        let Some((event, member)) =
+            event.and_then(|e| e.member_id.clone().map(|member| (e, member)))
+        else {
+            return Ok(Reversed::UnknownEvent);
+        };
+        let awards = AwardState::of_event(&state.member_entries(&member), &event.id);
+        let shares = admin_shares(&awards, reversal.points);
+        let cause = ReversalCause {
+            event: None,
+            connector: Some(event.connector_id.clone()),
+            reason: Some(reversal.reason),
+        };
+        let (entries, freed) =
+            reversal_entries(&reversal.program, &awards, &shares, &cause, reversal.at);
+        if entries.is_empty() {
+            return Ok(Reversed::NothingLeft);
+        }
+        apply_usage(state.usage.entry(member.clone()).or_default(), &freed);
+        let entries: Vec<LedgerEntry> = entries.into_iter().map(|e| state.append(e)).collect();
+        let balance = state.balance(&member);
+        Ok(Reversed::Done { entries, balance })
     }
 
     async fn list_events(

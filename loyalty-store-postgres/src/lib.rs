@@ -86,6 +86,7 @@
 
 mod commit;
 mod error;
+mod points;
 mod purge;
 mod rows;
 
@@ -103,7 +104,9 @@ use loyalty_core::ledger::{
 use loyalty_core::member::{Identifier, Member};
 use loyalty_core::program::Program;
 use loyalty_core::rules::{Rule, Usage, UsageCount, UsageKey};
-use loyalty_core::store::{CommitBatch, Store, StoreResult};
+use loyalty_core::store::{
+    Adjusted, Adjustment, CommitBatch, EventReversal, Reversed, Store, StoreResult,
+};
 use rows::{
     CONNECTOR_COLUMNS, EVENT_COLUMNS, LEDGER_COLUMNS, MEMBER_COLUMNS, PROGRAM_COLUMNS, RULE_COLUMNS,
 };
@@ -654,6 +657,20 @@ impl Store for PostgresStore {
             .collect::<Result<_, _>>()?)
     }
 
+    async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {
+        self.retrying("an adjustment", || {
+            points::adjust(&self.pool, adjustment.clone())
+        })
+        .await
+    }
+
+    async fn reverse_event(&self, reversal: EventReversal) -> StoreResult<Reversed> {
+        self.retrying("a reversal", || {
+            points::reverse_event(&self.pool, reversal.clone())
+        })
+        .await
+    }
+
     async fn purge_test_data(
         &self,
         program: &ProgramId,
@@ -666,6 +683,29 @@ impl Store for PostgresStore {
                 Err(error) if error.is_retryable() && attempt < self.options.max_retries => {
                     attempt += 1;
                     tracing::debug!(attempt, %error, "retrying a purge");
+                    tokio::time::sleep(commit::backoff(attempt)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Runs a short transaction again when PostgreSQL says it may (a deadlock, a
+    /// serialization failure, a lost connection), as commits and purges are.
+    async fn retrying<T, F, Fut>(&self, what: &'static str, mut run: F) -> StoreResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = error::Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match run().await {
+                Ok(value) => return Ok(value),
+                Err(error) if error.is_retryable() && attempt < self.options.max_retries => {
+                    attempt += 1;
+                    tracing::debug!(attempt, %error, what, "retrying");
                     tokio::time::sleep(commit::backoff(attempt)).await;
                 }
                 Err(error) => return Err(error.into()),

@@ -1,10 +1,10 @@
 //! Purging a connector's test data, in one transaction.
 
 use crate::error::Result;
-use chrono::{DateTime, Utc};
-use loyalty_core::ids::{ConnectorId, ProgramId, RuleId};
+use crate::rows::{self, LEDGER_COLUMNS};
+use loyalty_core::ids::{ConnectorId, ProgramId};
 use loyalty_core::ledger::{ItemStatus, PurgeCounts};
-use loyalty_core::rules::{apply_usage, Period, Usage, UsageCount, UsageKey};
+use loyalty_core::reversal::usage_of;
 use sqlx::{PgPool, Row};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -91,12 +91,21 @@ pub(crate) async fn purge_once(
     .fetch_all(&mut *tx)
     .await?;
 
+    // The doomed events' entries (awards, and a refund's reversals), and whatever reverses
+    // or expires their awards: in one statement, so that a reversal and its award go together.
     let lines = sqlx::query(
-        "DELETE FROM ledger_entries l \
-         USING UNNEST($2::text[], $3::text[]) AS d(member_id, event_id) \
-         WHERE l.program_id = $1 AND l.member_id = d.member_id AND l.event_id = d.event_id \
-           AND l.test \
-         RETURNING l.member_id, l.rule_id, l.occurred_at, l.points",
+        "WITH doomed AS ( \
+             SELECT l.member_id, l.id, l.kind FROM ledger_entries l \
+             JOIN UNNEST($2::text[], $3::text[]) AS d(member_id, event_id) \
+               ON l.member_id = d.member_id AND l.event_id = d.event_id \
+             WHERE l.program_id = $1 AND l.test \
+         ) \
+         DELETE FROM ledger_entries l \
+         WHERE l.program_id = $1 \
+           AND ((l.member_id, l.id) IN (SELECT member_id, id FROM doomed) \
+             OR (l.member_id, l.reverses) IN \
+                  (SELECT member_id, id FROM doomed WHERE kind = 'award')) \
+         RETURNING l.member_id, l.points",
     )
     .bind(program.as_str())
     .bind(&accepted_members)
@@ -105,61 +114,57 @@ pub(crate) async fn purge_once(
     .await?;
     counts.ledger_entries = lines.len() as u64;
 
-    // Undo each line's usage exactly as an award added it (every period), and its points.
-    let mut usage: BTreeMap<String, Usage> = BTreeMap::new();
-    let mut balances: BTreeMap<String, i64> = BTreeMap::new();
-    for line in &lines {
-        let member: String = line.try_get("member_id")?;
-        let rule = RuleId::new(line.try_get::<String, _>("rule_id")?);
-        let at: DateTime<Utc> = line.try_get("occurred_at")?;
-        let points: i64 = line.try_get("points")?;
-        let undo: Vec<(UsageKey, UsageCount)> = Period::ALL
-            .iter()
-            .map(|period| {
-                (
-                    UsageKey {
-                        rule_id: rule.clone(),
-                        period: period.key(at),
-                    },
-                    UsageCount {
-                        count: -1,
-                        points: -points,
-                    },
-                )
-            })
-            .collect();
-        apply_usage(usage.entry(member.clone()).or_default(), &undo);
-        *balances.entry(member).or_default() -= points;
-    }
     if !lines.is_empty() {
+        let mut balances: BTreeMap<String, i64> = BTreeMap::new();
+        for line in &lines {
+            let member: String = line.try_get("member_id")?;
+            *balances.entry(member).or_default() -= line.try_get::<i64, _>("points")?;
+        }
+        // What is left of each member's ledger says what is left of its usage.
         let mut u_member = Vec::new();
         let mut u_rule = Vec::new();
         let mut u_period = Vec::new();
         let mut u_count = Vec::new();
         let mut u_points = Vec::new();
-        for (member, member_usage) in &usage {
-            for (key, delta) in member_usage {
-                u_member.push(member.as_str());
-                u_rule.push(key.rule_id.as_str());
-                u_period.push(key.period.as_str());
-                u_count.push(delta.count);
-                u_points.push(delta.points);
+        for member in balances.keys() {
+            let rows = sqlx::query(&format!(
+                "SELECT {LEDGER_COLUMNS} FROM ledger_entries \
+                 WHERE program_id = $1 AND member_id = $2 ORDER BY seq"
+            ))
+            .bind(program.as_str())
+            .bind(member.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+            let entries = rows
+                .iter()
+                .map(rows::ledger_entry)
+                .collect::<Result<Vec<_>>>()?;
+            for (key, count) in usage_of(&entries) {
+                u_member.push(member.clone());
+                u_rule.push(key.rule_id.as_str().to_owned());
+                u_period.push(key.period);
+                u_count.push(count.count);
+                u_points.push(count.points);
             }
         }
         let (b_member, b_delta): (Vec<&str>, Vec<i64>) =
             balances.iter().map(|(m, d)| (m.as_str(), *d)).unzip();
         sqlx::query(
-            "WITH undone_usage AS ( \
-                 UPDATE member_usage u \
-                 SET count = u.count + d.count, points = u.points + d.points \
-                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
-                   AS d(member_id, rule_id, period, count, points) \
-                 WHERE u.program_id = $1 AND u.member_id = d.member_id \
-                   AND u.rule_id = d.rule_id AND u.period = d.period \
+            "DELETE FROM member_usage WHERE program_id = $1 AND member_id = ANY($2::text[])",
+        )
+        .bind(program.as_str())
+        .bind(&b_member)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "WITH balances AS ( \
+                 UPDATE members m SET balance = m.balance + d.delta \
+                 FROM UNNEST($7::text[], $8::bigint[]) AS d(id, delta) \
+                 WHERE m.program_id = $1 AND m.id = d.id \
              ) \
-             UPDATE members m SET balance = m.balance + d.delta \
-             FROM UNNEST($7::text[], $8::bigint[]) AS d(id, delta) \
-             WHERE m.program_id = $1 AND m.id = d.id",
+             INSERT INTO member_usage (program_id, member_id, rule_id, period, count, points) \
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[], \
+                 $6::bigint[])",
         )
         .bind(program.as_str())
         .bind(u_member)

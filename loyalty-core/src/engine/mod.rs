@@ -7,11 +7,13 @@ mod admin;
 mod cache;
 mod client_id;
 mod ingest;
+mod points;
 mod queries;
 mod results;
 mod simulate;
 
 pub use ingest::{AuthenticatedRequest, IncomingRequest, IngestTarget};
+pub use points::{AdjustmentDone, ReversalDone};
 pub use results::{IngestResponse, ItemOutcome, ItemResult};
 pub use simulate::{SimulatedItem, SimulatedMember, SimulationResponse};
 

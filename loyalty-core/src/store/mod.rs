@@ -64,6 +64,59 @@ pub struct Candidate {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// An admin's adjustment, ready to store: its entry (kind `adjustment`, its points and reason)
+/// and the key that makes sending it again harmless.
+#[derive(Clone, Debug)]
+pub struct Adjustment {
+    pub entry: LedgerEntry,
+    pub idempotency_key: Option<String>,
+}
+
+/// What storing an adjustment did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Adjusted {
+    /// Stored; the member's balance after it.
+    Created {
+        entry: LedgerEntry,
+        balance: i64,
+    },
+    /// The key was used before by this very adjustment (same member, points and reason): the
+    /// stored entry, unchanged.
+    Existing {
+        entry: LedgerEntry,
+        balance: i64,
+    },
+    /// The key was used before by another adjustment.
+    KeyConflict,
+    UnknownMember,
+}
+
+/// An admin's reversal of an event's awards.
+#[derive(Clone, Debug)]
+pub struct EventReversal {
+    pub program: ProgramId,
+    pub event: EventId,
+    /// All that is left when `None`.
+    pub points: Option<i64>,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What a reversal did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reversed {
+    /// The `reversal` entries written (one per award that gave some back) and the member's
+    /// balance after them.
+    Done {
+        entries: Vec<LedgerEntry>,
+        balance: i64,
+    },
+    /// The event's awards have nothing left to give back (or it awarded nothing).
+    NothingLeft,
+    /// No accepted event with this id in the program.
+    UnknownEvent,
+}
+
 /// The storage behind the engine.
 #[async_trait]
 pub trait Store: Send + Sync + Debug {
@@ -113,6 +166,15 @@ pub trait Store: Send + Sync + Debug {
     /// Commits a batch: each item atomically, as the module documentation says. Returns the
     /// final log entries, in order.
     async fn commit(&self, batch: CommitBatch) -> StoreResult<Vec<LogEntry>>;
+
+    /// Stores an adjustment, atomically with the member's balance; an idempotency key is
+    /// claimed at most once per program, also under concurrency.
+    async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted>;
+
+    /// Reverses an accepted event's awards as [`crate::reversal::admin_shares`] says, on what
+    /// is left of them at that moment (concurrent reversals never take more than was given),
+    /// freeing the usage [`crate::reversal::usage_freed`] says.
+    async fn reverse_event(&self, reversal: EventReversal) -> StoreResult<Reversed>;
 
     async fn list_events(
         &self,
