@@ -17,6 +17,9 @@ pub enum EventType {
     CustomBasic,
     #[serde(rename = "ecommerce.purchase")]
     EcommercePurchase,
+    /// Takes back what a purchase earned: rules do not apply to it.
+    #[serde(rename = "ecommerce.refund")]
+    EcommerceRefund,
 }
 
 impl EventType {
@@ -24,6 +27,7 @@ impl EventType {
         match self {
             EventType::CustomBasic => "custom.basic",
             EventType::EcommercePurchase => "ecommerce.purchase",
+            EventType::EcommerceRefund => "ecommerce.refund",
         }
     }
 }

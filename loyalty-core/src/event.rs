@@ -13,6 +13,7 @@ pub const MAX_ITEMS: usize = 1000;
 const MAX_NAME_CHARS: usize = 128;
 const MAX_TAG_VALUE_CHARS: usize = 1024;
 const MAX_CLIENT_EVENT_ID_CHARS: usize = 256;
+const MAX_REASON_CHARS: usize = 500;
 /// How far in the future an event's timestamp may be (clock skew between systems).
 pub const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
 
@@ -39,6 +40,17 @@ pub struct PurchaseItem {
     pub category: Option<String>,
     pub quantity: f64,
     pub unit_price: Option<f64>,
+}
+
+/// The fields of `ecommerce.refund`: which purchase, and how much of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refund {
+    pub order_id: String,
+    /// Refunded, in major units; `None`: all of it.
+    pub amount: Option<f64>,
+    pub currency: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// The fields of `ecommerce.purchase`.
@@ -69,6 +81,7 @@ pub struct CanonicalEvent {
     pub tags: Vec<Tag>,
     pub counters: Vec<Counter>,
     pub purchase: Option<Purchase>,
+    pub refund: Option<Refund>,
     /// Things dropped on the way (a tag without a value), for the trace.
     pub warnings: Vec<String>,
 }
@@ -188,9 +201,10 @@ pub fn validate(
     let mut warnings = Vec::new();
     let tags = parse_tags(payload.get("tags"), &mut warnings)?;
     let counters = parse_counters(payload.get("counters"))?;
-    let purchase = match event_type {
-        EventType::CustomBasic => None,
-        EventType::EcommercePurchase => Some(parse_purchase(payload)?),
+    let (purchase, refund) = match event_type {
+        EventType::CustomBasic => (None, None),
+        EventType::EcommercePurchase => (Some(parse_purchase(payload)?), None),
+        EventType::EcommerceRefund => (None, Some(parse_refund(payload)?)),
     };
     Ok(CanonicalEvent {
         client_event_id,
@@ -198,6 +212,7 @@ pub fn validate(
         tags,
         counters,
         purchase,
+        refund,
         warnings,
     })
 }
@@ -451,28 +466,82 @@ fn optional_text(
     }
 }
 
-fn parse_purchase(payload: &Map<String, Value>) -> Result<Purchase, ItemError> {
-    let order_id = match payload.get("orderId") {
+fn parse_order_id(payload: &Map<String, Value>) -> Result<String, ItemError> {
+    match payload.get("orderId") {
         Some(Value::String(id))
             if !id.trim().is_empty()
                 && id.chars().count() <= MAX_CLIENT_EVENT_ID_CHARS
                 && !id.chars().any(char::is_control) =>
         {
-            id.trim().to_owned()
+            Ok(id.trim().to_owned())
         }
         Some(Value::Number(n)) if integer_digits(n).is_some() => {
-            integer_digits(n).unwrap_or_default()
+            Ok(integer_digits(n).unwrap_or_default())
         }
-        other => {
+        other => Err(ItemError::validation(
+            "/payload/orderId",
+            format!(
+                "expected a non-empty string, found {}",
+                other.map_or("nothing", describe)
+            ),
+        )),
+    }
+}
+
+fn parse_currency(value: Option<&Value>) -> Result<String, ItemError> {
+    match value {
+        Some(Value::String(c)) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Ok(c.to_ascii_uppercase())
+        }
+        other => Err(ItemError::validation(
+            "/payload/currency",
+            format!(
+                "expected an ISO 4217 code of three letters, found {}",
+                other.map_or_else(|| "nothing".to_owned(), |v| v.to_string())
+            ),
+        )),
+    }
+}
+
+/// `ecommerce.refund`: the order, and how much of it was refunded (all of it when absent).
+fn parse_refund(payload: &Map<String, Value>) -> Result<Refund, ItemError> {
+    let order_id = parse_order_id(payload)?;
+    let amount = number_at(payload.get("amount"), "/payload/amount")?;
+    if let Some(amount) = amount.filter(|a| *a < 0.0) {
+        return Err(ItemError::validation(
+            "/payload/amount",
+            format!("expected a number >= 0, found {amount}"),
+        ));
+    }
+    let currency = match payload.get("currency") {
+        None | Some(Value::Null) => None,
+        value => Some(parse_currency(value)?),
+    };
+    let reason = match payload.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) if r.chars().count() <= MAX_REASON_CHARS => {
+            Some(r.trim().to_owned()).filter(|r| !r.is_empty())
+        }
+        Some(other) => {
             return Err(ItemError::validation(
-                "/payload/orderId",
+                "/payload/reason",
                 format!(
-                    "expected a non-empty string, found {}",
-                    other.map_or("nothing", describe)
+                    "expected a string of at most {MAX_REASON_CHARS} characters, found {}",
+                    describe(other)
                 ),
             ))
         }
     };
+    Ok(Refund {
+        order_id,
+        amount,
+        currency,
+        reason,
+    })
+}
+
+fn parse_purchase(payload: &Map<String, Value>) -> Result<Purchase, ItemError> {
+    let order_id = parse_order_id(payload)?;
     let amount = number_at(payload.get("amount"), "/payload/amount")?.ok_or_else(|| {
         ItemError::validation("/payload/amount", "expected a number >= 0, found nothing")
     })?;
@@ -482,20 +551,7 @@ fn parse_purchase(payload: &Map<String, Value>) -> Result<Purchase, ItemError> {
             format!("expected a number >= 0, found {amount}"),
         ));
     }
-    let currency = match payload.get("currency") {
-        Some(Value::String(c)) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            c.to_ascii_uppercase()
-        }
-        other => {
-            return Err(ItemError::validation(
-                "/payload/currency",
-                format!(
-                    "expected an ISO 4217 code of three letters, found {}",
-                    other.map_or_else(|| "nothing".to_owned(), |v| v.to_string())
-                ),
-            ))
-        }
-    };
+    let currency = parse_currency(payload.get("currency"))?;
     let entries = array_at(payload.get("items"), "/payload/items")?;
     if entries.len() > MAX_ITEMS {
         return Err(ItemError::validation(

@@ -113,6 +113,12 @@ impl RuleDefinition {
     }
 
     pub fn check_fits(&self, event_type: EventType) -> Result<()> {
+        if event_type == EventType::EcommerceRefund {
+            return Err(Error::invalid(
+                "/connectorId",
+                "rules do not apply to an ecommerce.refund connector: a refund takes back what its purchase earned",
+            ));
+        }
         if self.needs_purchase() && event_type != EventType::EcommercePurchase {
             return Err(Error::invalid(
                 "/connectorId",

@@ -47,6 +47,7 @@ fn event(tags: &[(&str, &str)], counters: &[(&str, f64)]) -> CanonicalEvent {
             })
             .collect(),
         purchase: None,
+        refund: None,
         warnings: vec![],
     }
 }
