@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
     for result in &response.results {
         let why = match &result.outcome {
             ItemOutcome::Accepted { awards, .. } => format!("{} award(s)", awards.len()),
+            ItemOutcome::Refunded { reversed, .. } => format!("{} reversal(s)", reversed.len()),
             ItemOutcome::Duplicate {
                 original_event_id, ..
             } => format!(

@@ -36,6 +36,8 @@ pub enum IgnoredReason {
     MissingIdentifier,
     InvalidIdentifier,
     UnknownMember,
+    /// A refund whose purchase is not found (for the member it names, if it names one).
+    UnknownOrder,
 }
 
 impl IgnoredReason {
@@ -44,6 +46,7 @@ impl IgnoredReason {
             IgnoredReason::MissingIdentifier => "missing_identifier",
             IgnoredReason::InvalidIdentifier => "invalid_identifier",
             IgnoredReason::UnknownMember => "unknown_member",
+            IgnoredReason::UnknownOrder => "unknown_order",
         }
     }
 }

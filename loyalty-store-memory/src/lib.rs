@@ -13,12 +13,15 @@ use loyalty_core::ledger::{
 };
 use loyalty_core::member::{Identifier, Member};
 use loyalty_core::program::Program;
-use loyalty_core::reversal::{admin_shares, reversal_entries, usage_of, AwardState, ReversalCause};
+use loyalty_core::reversal::{
+    admin_shares, refund_shares, reversal_entries, usage_of, AwardState, ReversalCause,
+};
 use loyalty_core::rules::{apply_usage, Rule, Usage, UsageKey};
 use loyalty_core::store::{
-    decide, new_member, settle_accepted, settle_duplicate, settle_unknown_member, Adjusted,
-    Adjustment, CommitBatch, Decision, EventReversal, PendingItem, Prior, Reversed, Store,
-    StoreResult,
+    decide, decide_refund, new_member, settle_accepted, settle_duplicate, settle_refund,
+    settle_unknown_member, settle_unknown_order, Adjusted, Adjustment, CommitBatch, Decision,
+    EventReversal, PendingItem, Prior, PurchaseFound, RefundCandidate, RefundDecision, Reversed,
+    Store, StoreResult,
 };
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -62,6 +65,8 @@ struct State {
     activity: HashMap<MemberId, Vec<i64>>,
     /// The idempotency keys: (connector, clientEventId, test) → the accepted event.
     accepted: ShardedMap<(ConnectorId, String, bool), (EventId, Option<MemberId>)>,
+    /// The newest accepted purchase of each order: (program, orderId, test) → the purchase.
+    purchases: HashMap<(ProgramId, String, bool), PurchaseFound>,
     /// Adjustments' idempotency keys: (program, key) → the adjustment's position.
     adjustment_keys: HashMap<(ProgramId, String), i64>,
     next_position: i64,
@@ -89,6 +94,9 @@ impl State {
     fn commit_item(&mut self, batch: &CommitBatch, item: PendingItem) -> Arc<LogEntry> {
         let mut entry = item.entry;
         let mut ledger = Vec::new();
+        if let Some(refund) = &item.refund {
+            ledger = self.settle_refund(batch, refund, &mut entry);
+        }
         if let Some(candidate) = &item.candidate {
             let key = (
                 batch.connector_id.clone(),
@@ -133,6 +141,19 @@ impl State {
                     if !batch.test {
                         member.test = false;
                     }
+                    if let Some(purchase) = &candidate.event.purchase {
+                        let order = (
+                            batch.program_id.clone(),
+                            purchase.order_id.clone(),
+                            batch.test,
+                        );
+                        let found = PurchaseFound {
+                            event: entry.id.clone(),
+                            member: member_id.clone(),
+                            amount: purchase.amount,
+                        };
+                        self.purchases.insert(order, found);
+                    }
                     self.accepted
                         .insert(key, (entry.id.clone(), Some(member_id)));
                     ledger = entries_to_append;
@@ -160,6 +181,70 @@ impl State {
         let entry = Arc::new(entry);
         self.events.insert(entry.seq, Arc::clone(&entry));
         entry
+    }
+
+    /// Decides a refund and, if it takes anything back, writes the usage and the balance;
+    /// returns the reversal entries for the caller to append after the refund's own entry.
+    fn settle_refund(
+        &mut self,
+        batch: &CommitBatch,
+        refund: &RefundCandidate,
+        entry: &mut LogEntry,
+    ) -> Vec<LedgerEntry> {
+        let key = (
+            batch.connector_id.clone(),
+            refund.client_event_id.clone(),
+            batch.test,
+        );
+        let prior = self.accepted.get(&key).map(|(event, member)| Prior {
+            event: Some(event.clone()),
+            member: member.clone(),
+        });
+        let order = (
+            batch.program_id.clone(),
+            refund.refund.order_id.clone(),
+            batch.test,
+        );
+        let purchase = self.purchases.get(&order).cloned();
+        let named = refund.identifier.as_ref().map(|identifier| {
+            self.identifiers
+                .get(&(batch.program_id.clone(), identifier.clone()))
+                .cloned()
+        });
+        match decide_refund(prior, purchase, named) {
+            RefundDecision::Duplicate(prior) => {
+                settle_duplicate(entry, prior);
+                Vec::new()
+            }
+            RefundDecision::UnknownOrder => {
+                settle_unknown_order(entry);
+                Vec::new()
+            }
+            RefundDecision::Reverse(purchase) => {
+                let member = purchase.member.clone();
+                let awards = AwardState::of_event(&self.member_entries(&member), &purchase.event);
+                let shares = refund_shares(&awards, purchase.amount, refund.refund.amount);
+                let cause = ReversalCause {
+                    event: Some(entry.id.clone()),
+                    connector: Some(batch.connector_id.clone()),
+                    reason: refund.refund.reason.clone(),
+                };
+                let (reversals, freed) = reversal_entries(
+                    &batch.program_id,
+                    &awards,
+                    &shares,
+                    &cause,
+                    batch.received_at,
+                );
+                settle_refund(entry, &purchase, &reversals);
+                apply_usage(self.usage.entry(member.clone()).or_default(), &freed);
+                if let Some(stored) = self.members.get_mut(&member) {
+                    stored.balance += entry.points;
+                }
+                self.accepted.insert(key, (entry.id.clone(), Some(member)));
+                reversals
+            }
+        }
     }
 
     /// Appends a ledger entry (not an award: those come with their event) to the ledger, the
@@ -354,6 +439,16 @@ impl Store for MemoryStore {
         Ok(stored.iter().map(|entry| LogEntry::clone(entry)).collect())
     }
 
+    async fn find_purchase(
+        &self,
+        program: &ProgramId,
+        order_id: &str,
+        test: bool,
+    ) -> StoreResult<Option<PurchaseFound>> {
+        let order = (program.clone(), order_id.to_owned(), test);
+        Ok(self.lock().purchases.get(&order).cloned())
+    }
+
     async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {
         let mut state = self.lock();
         let entry = adjustment.entry;
@@ -520,8 +615,9 @@ impl Store for MemoryStore {
             .collect();
         let doomed_ids: std::collections::HashSet<EventId> =
             doomed.iter().map(|p| state.events[p].id.clone()).collect();
-        // The entries of the doomed events, and whatever reverses or expires their awards.
-        let doomed_awards: HashSet<LedgerEntryId> = state
+        // The entries of the doomed events (a purchase's awards, a refund's reversals), and
+        // whatever reverses or expires their awards.
+        let doomed_entries: HashSet<LedgerEntryId> = state
             .ledger
             .values()
             .filter(|l| l.test && l.event_id.as_ref().is_some_and(|e| doomed_ids.contains(e)))
@@ -531,10 +627,10 @@ impl Store for MemoryStore {
             .ledger
             .iter()
             .filter(|(_, l)| {
-                doomed_awards.contains(&l.id)
+                doomed_entries.contains(&l.id)
                     || l.reverses
                         .as_ref()
-                        .is_some_and(|a| doomed_awards.contains(a))
+                        .is_some_and(|a| doomed_entries.contains(a))
             })
             .map(|(p, _)| *p)
             .collect();
@@ -551,6 +647,9 @@ impl Store for MemoryStore {
             removed_positions.insert(position);
             counts.ledger_entries += 1;
         }
+        state
+            .purchases
+            .retain(|_, purchase| !doomed_ids.contains(&purchase.event));
         for position in doomed {
             let entry = state.events.remove(&position).expect("listed above");
             state.event_positions.remove(&entry.id);

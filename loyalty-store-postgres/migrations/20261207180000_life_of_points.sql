@@ -40,3 +40,14 @@ CREATE INDEX ledger_entries_by_reversed ON ledger_entries (program_id, member_id
 -- refund's log item carries the (negative) points it reversed.
 ALTER TABLE members DROP CONSTRAINT members_balance_check;
 ALTER TABLE events DROP CONSTRAINT events_points_check;
+-- A duplicate names its original; an accepted refund names the purchase it refers to.
+ALTER TABLE events DROP CONSTRAINT events_check1,
+    ADD CONSTRAINT events_original_check CHECK (
+        (status = 'duplicate' AND original_event_id IS NOT NULL)
+        OR (status = 'accepted')
+        OR original_event_id IS NULL);
+
+-- Refunds are incoming events of their own type.
+ALTER TABLE connectors DROP CONSTRAINT connectors_event_type_check,
+    ADD CONSTRAINT connectors_event_type_check
+        CHECK (event_type IN ('custom.basic', 'ecommerce.purchase', 'ecommerce.refund'));

@@ -105,7 +105,7 @@ use loyalty_core::member::{Identifier, Member};
 use loyalty_core::program::Program;
 use loyalty_core::rules::{Rule, Usage, UsageCount, UsageKey};
 use loyalty_core::store::{
-    Adjusted, Adjustment, CommitBatch, EventReversal, Reversed, Store, StoreResult,
+    Adjusted, Adjustment, CommitBatch, EventReversal, PurchaseFound, Reversed, Store, StoreResult,
 };
 use rows::{
     CONNECTOR_COLUMNS, EVENT_COLUMNS, LEDGER_COLUMNS, MEMBER_COLUMNS, PROGRAM_COLUMNS, RULE_COLUMNS,
@@ -531,6 +531,20 @@ impl Store for PostgresStore {
     }
 
     async fn commit(&self, batch: CommitBatch) -> StoreResult<Vec<LogEntry>> {
+        if batch.items.iter().any(|item| item.refund.is_some()) {
+            // Refunds are rare and each needs its purchase's member locked first: one short
+            // transaction an item, outside the group commit.
+            let mut entries = Vec::with_capacity(batch.items.len());
+            for item in &batch.items {
+                let entry = self
+                    .retrying("a refund", || {
+                        points::commit_refund_item(&self.pool, &batch, item)
+                    })
+                    .await?;
+                entries.push(entry);
+            }
+            return Ok(entries);
+        }
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Job { batch, reply })
@@ -655,6 +669,16 @@ impl Store for PostgresStore {
             .iter()
             .map(rows::ledger_entry)
             .collect::<Result<_, _>>()?)
+    }
+
+    async fn find_purchase(
+        &self,
+        program: &ProgramId,
+        order_id: &str,
+        test: bool,
+    ) -> StoreResult<Option<PurchaseFound>> {
+        let mut connection = self.pool.acquire().await.map_err(store_error)?;
+        Ok(points::find_purchase(&mut connection, program.as_str(), order_id, test).await?)
     }
 
     async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {

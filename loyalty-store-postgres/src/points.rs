@@ -3,13 +3,18 @@
 //! reversal and a commit for the member, take turns and each sees what the other wrote. The
 //! arithmetic is loyalty-core's (`reversal`); this module only reads and writes.
 
-use crate::error::Result;
-use crate::rows::{self, LEDGER_COLUMNS};
-use loyalty_core::ids::MemberId;
-use loyalty_core::ledger::LedgerEntry;
-use loyalty_core::reversal::{admin_shares, reversal_entries, AwardState, ReversalCause};
+use crate::error::{PostgresStoreError, Result};
+use crate::rows::{self, to_json, LEDGER_COLUMNS};
+use loyalty_core::ids::{EventId, MemberId};
+use loyalty_core::ledger::{ItemStatus, LedgerEntry, LogEntry};
+use loyalty_core::reversal::{
+    admin_shares, refund_shares, reversal_entries, AwardState, ReversalCause,
+};
 use loyalty_core::rules::{UsageCount, UsageKey};
-use loyalty_core::store::{Adjusted, Adjustment, EventReversal, Reversed};
+use loyalty_core::store::{
+    decide_refund, settle_duplicate, settle_refund, settle_unknown_order, Adjusted, Adjustment,
+    CommitBatch, EventReversal, PendingItem, Prior, PurchaseFound, RefundDecision, Reversed,
+};
 use sqlx::{PgConnection, PgPool, Row};
 
 pub(crate) async fn adjust(pool: &PgPool, adjustment: Adjustment) -> Result<Adjusted> {
@@ -92,24 +97,7 @@ pub(crate) async fn reverse_event(pool: &PgPool, reversal: EventReversal) -> Res
     let connector: String = event.try_get("connector_id")?;
     lock_member(&mut tx, program, &member).await?;
     // The event's awards and whatever took from them, read under the member's lock.
-    let rows = sqlx::query(&format!(
-        "SELECT {LEDGER_COLUMNS} FROM ledger_entries \
-         WHERE program_id = $1 AND member_id = $2 \
-           AND ((kind = 'award' AND event_id = $3) \
-             OR reverses IN (SELECT id FROM ledger_entries \
-                             WHERE program_id = $1 AND member_id = $2 AND kind = 'award' \
-                               AND event_id = $3)) \
-         ORDER BY seq"
-    ))
-    .bind(program)
-    .bind(member.as_str())
-    .bind(reversal.event.as_str())
-    .fetch_all(&mut *tx)
-    .await?;
-    let entries = rows
-        .iter()
-        .map(rows::ledger_entry)
-        .collect::<Result<Vec<_>>>()?;
+    let entries = event_awards(&mut tx, program, &member, &reversal.event).await?;
     let awards = AwardState::of_event(&entries, &reversal.event);
     let shares = admin_shares(&awards, reversal.points);
     let cause = ReversalCause {
@@ -229,4 +217,199 @@ async fn free_usage(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// The newest accepted purchase of an order.
+pub(crate) async fn find_purchase(
+    connection: &mut PgConnection,
+    program: &str,
+    order_id: &str,
+    test: bool,
+) -> Result<Option<PurchaseFound>> {
+    let row = sqlx::query(
+        "SELECT event_id, member_id, amount FROM purchases \
+         WHERE program_id = $1 AND order_id = $2 AND test = $3 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(program)
+    .bind(order_id)
+    .bind(test)
+    .fetch_optional(&mut *connection)
+    .await?;
+    row.map(|row| {
+        Ok(PurchaseFound {
+            event: EventId::new(row.try_get::<String, _>("event_id")?),
+            member: MemberId::new(row.try_get::<String, _>("member_id")?),
+            amount: row.try_get("amount")?,
+        })
+    })
+    .transpose()
+}
+
+/// One item of a refund connector's batch, in a transaction of its own: a refund is decided
+/// under its purchase's member lock (so that concurrent refunds of one order, or deliveries of
+/// one refund, take turns and each sees what the other took), then its event, its key, its
+/// reversals, the usage they free and the balance are written together. Other items (rejected
+/// or ignored before the store) are only logged.
+pub(crate) async fn commit_refund_item(
+    pool: &PgPool,
+    batch: &CommitBatch,
+    item: &PendingItem,
+) -> Result<LogEntry> {
+    let mut entry = item.entry.clone();
+    let mut tx = pool.begin().await?;
+    let Some(refund) = &item.refund else {
+        entry.seq = insert_event(&mut tx, &entry).await?;
+        tx.commit().await?;
+        return Ok(entry);
+    };
+    let program = batch.program_id.as_str();
+    let purchase = find_purchase(&mut tx, program, &refund.refund.order_id, batch.test).await?;
+    if let Some(purchase) = &purchase {
+        lock_member(&mut tx, program, &purchase.member).await?;
+    }
+    let named = match &refund.identifier {
+        Some(identifier) => Some(
+            sqlx::query(
+                "SELECT member_id FROM member_identifiers \
+                 WHERE program_id = $1 AND kind = $2 AND value = $3",
+            )
+            .bind(program)
+            .bind(identifier.kind.as_str())
+            .bind(identifier.value.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get::<String, _>("member_id").map(MemberId::new))
+            .transpose()?,
+        ),
+        None => None,
+    };
+    let prior = sqlx::query(
+        "SELECT k.event_id, e.member_id FROM accepted_keys k \
+         JOIN events e ON e.program_id = k.program_id AND e.id = k.event_id \
+         WHERE k.connector_id = $1 AND k.client_event_id = $2 AND k.test = $3",
+    )
+    .bind(batch.connector_id.as_str())
+    .bind(refund.client_event_id.as_str())
+    .bind(batch.test)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|row| -> Result<Prior> {
+        Ok(Prior {
+            event: Some(EventId::new(row.try_get::<String, _>("event_id")?)),
+            member: row
+                .try_get::<Option<String>, _>("member_id")?
+                .map(MemberId::new),
+        })
+    })
+    .transpose()?;
+    let mut reversals = Vec::new();
+    let mut freed = Vec::new();
+    match decide_refund(prior, purchase, named) {
+        RefundDecision::Duplicate(prior) => settle_duplicate(&mut entry, prior),
+        RefundDecision::UnknownOrder => settle_unknown_order(&mut entry),
+        RefundDecision::Reverse(purchase) => {
+            let entries = event_awards(&mut tx, program, &purchase.member, &purchase.event).await?;
+            let awards = AwardState::of_event(&entries, &purchase.event);
+            let shares = refund_shares(&awards, purchase.amount, refund.refund.amount);
+            let cause = ReversalCause {
+                event: Some(entry.id.clone()),
+                connector: Some(batch.connector_id.clone()),
+                reason: refund.refund.reason.clone(),
+            };
+            (reversals, freed) = reversal_entries(
+                &batch.program_id,
+                &awards,
+                &shares,
+                &cause,
+                batch.received_at,
+            );
+            settle_refund(&mut entry, &purchase, &reversals);
+        }
+    }
+    entry.seq = insert_event(&mut tx, &entry).await?;
+    if entry.status == ItemStatus::Accepted {
+        let claimed = sqlx::query(
+            "INSERT INTO accepted_keys (connector_id, client_event_id, test, program_id, event_id) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(batch.connector_id.as_str())
+        .bind(refund.client_event_id.as_str())
+        .bind(batch.test)
+        .bind(program)
+        .bind(entry.id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            // Taken by a delivery of the same refund meanwhile (one with no purchase lock to
+            // wait on cannot be accepted, so this is rare): decided again, as a duplicate.
+            return Err(PostgresStoreError::Conflict);
+        }
+        if let Some(member) = entry.member_id.clone() {
+            for reversal in &mut reversals {
+                reversal.seq = insert_reversal(&mut tx, reversal).await?;
+            }
+            free_usage(&mut tx, program, &member, &freed).await?;
+            add_to_balance(&mut tx, program, &member, entry.points).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(entry)
+}
+
+/// An event's awards and whatever took from them, for the member whose row is locked.
+async fn event_awards(
+    tx: &mut PgConnection,
+    program: &str,
+    member: &MemberId,
+    event: &EventId,
+) -> Result<Vec<LedgerEntry>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {LEDGER_COLUMNS} FROM ledger_entries \
+         WHERE program_id = $1 AND member_id = $2 \
+           AND ((kind = 'award' AND event_id = $3) \
+             OR reverses IN (SELECT id FROM ledger_entries \
+                             WHERE program_id = $1 AND member_id = $2 AND kind = 'award' \
+                               AND event_id = $3)) \
+         ORDER BY seq"
+    ))
+    .bind(program)
+    .bind(member.as_str())
+    .bind(event.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.iter().map(rows::ledger_entry).collect()
+}
+
+/// One log entry, with its position.
+async fn insert_event(tx: &mut PgConnection, entry: &LogEntry) -> Result<i64> {
+    Ok(sqlx::query(
+        "INSERT INTO events (program_id, id, seq, connector_id, status, reason, error, \
+             client_event_id, original_event_id, member_id, test, received_at, occurred_at, \
+             points, awards, raw, raw_truncated, mapped, trace, warnings) \
+         VALUES ($1, $2, nextval('loyalty_seq'), $3, $4, $5, $6::json, $7, $8, $9, $10, $11, \
+             $12, $13, $14::json, $15::json, $16, $17::json, $18::json, $19::json) \
+         RETURNING seq",
+    )
+    .bind(entry.program_id.as_str())
+    .bind(entry.id.as_str())
+    .bind(entry.connector_id.as_str())
+    .bind(entry.status.as_str())
+    .bind(entry.reason.as_deref())
+    .bind(entry.error.as_ref().map(to_json).transpose()?)
+    .bind(entry.client_event_id.as_deref())
+    .bind(entry.original_event_id.as_ref().map(|id| id.as_str()))
+    .bind(entry.member_id.as_ref().map(|id| id.as_str()))
+    .bind(entry.test)
+    .bind(entry.received_at)
+    .bind(entry.occurred_at)
+    .bind(entry.points)
+    .bind(to_json(&entry.awards)?)
+    .bind(entry.raw.as_str())
+    .bind(entry.raw_truncated)
+    .bind(entry.mapped.as_ref().map(|m| m.as_str()))
+    .bind(entry.trace.as_ref().map(to_json).transpose()?)
+    .bind(to_json(&entry.warnings)?)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("seq")?)
 }

@@ -73,6 +73,7 @@ pub(crate) fn connector(row: &PgRow) -> Result<Connector> {
     let event_type = match event_type.as_str() {
         "custom.basic" => EventType::CustomBasic,
         "ecommerce.purchase" => EventType::EcommercePurchase,
+        "ecommerce.refund" => EventType::EcommerceRefund,
         _ => {
             return Err(PostgresStoreError::corrupt(
                 "connectors.event_type",

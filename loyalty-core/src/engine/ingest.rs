@@ -10,8 +10,8 @@ use crate::event::{validate, ItemError};
 use crate::ids::{ConnectorId, EventId};
 use crate::ledger::{ItemStatus, LogEntry, RawJson};
 use crate::mapping::{Body, BodyError, BodyItem, Document, Mapping};
-use crate::member::normalize;
-use crate::store::{Candidate, CommitBatch, PendingItem};
+use crate::member::{normalize, IgnoredReason};
+use crate::store::{Candidate, CommitBatch, PendingItem, RefundCandidate};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::sync::atomic::Ordering;
@@ -270,113 +270,155 @@ impl Engine {
                 warnings: Vec::new(),
                 seq: 0,
             };
-            if !item.is_object() {
-                entry.error = Some(ItemError::validation(
-                    if bulk {
-                        format!("/{index}")
-                    } else {
-                        String::new()
-                    },
-                    "an item must be a JSON object",
-                ));
-                items.push(PendingItem {
-                    entry,
-                    candidate: None,
-                });
-                continue;
-            }
-            if started.elapsed() > self.limits.max_request_mapping_time {
-                entry.error = Some(ItemError {
-                    code: "mapping_error".into(),
-                    message: "the request's mapping time budget was spent on earlier items".into(),
-                    path: None,
-                });
-                items.push(PendingItem {
-                    entry,
-                    candidate: None,
-                });
-                continue;
-            }
-            let mapped = match mapping.apply(&item, &self.limits.mapping) {
-                Ok(mapped) => mapped,
-                Err(e) => {
-                    entry.error = Some(ItemError {
-                        code: "mapping_error".into(),
-                        message: e.message,
-                        path: None,
-                    });
-                    items.push(PendingItem {
-                        entry,
-                        candidate: None,
-                    });
-                    continue;
-                }
-            };
-            // Kept as text: the log stores and answers it, and text clones cheaply.
-            entry.mapped = Some(RawJson::from_json_text(json_text(&mapped)));
-            let event = match validate(
-                &mapped,
-                connector.event_type,
-                received_at,
-                connector.max_event_age_days,
-            ) {
-                Ok(event) => event,
-                Err(error) => {
+            let prepared = self.prepare_item(
+                loaded,
+                mapping,
+                &ItemInput {
+                    index,
+                    bulk,
+                    document: &item,
+                    raw_text: &raw_text,
+                },
+                authenticated,
+                started,
+                &mut entry,
+            );
+            let (candidate, refund) = match prepared {
+                Ok(Prepared::Award(candidate)) => (Some(candidate), None),
+                Ok(Prepared::Refund(refund)) => (None, Some(refund)),
+                Err(Settled::Rejected(error)) => {
                     entry.error = Some(error);
-                    items.push(PendingItem {
-                        entry,
-                        candidate: None,
-                    });
-                    continue;
+                    (None, None)
                 }
-            };
-            // A missing timestamp means the time received.
-            entry.occurred_at = Some(event.occurred_at.unwrap_or(received_at));
-            entry.warnings = event.warnings.clone();
-            let client_event_id = event
-                .client_event_id
-                .clone()
-                .or_else(|| event.purchase.as_ref().map(|p| p.order_id.clone()))
-                .or_else(|| {
-                    authenticated.message_id.as_ref().map(|id| {
-                        if bulk {
-                            format!("{id}:{index}")
-                        } else {
-                            id.clone()
-                        }
-                    })
-                })
-                .unwrap_or_else(|| {
-                    // The fallback key hashes the item's JSON (its canonical form).
-                    derived_client_event_id(&connector.id, &raw_text)
-                });
-            entry.client_event_id = Some(client_event_id.clone());
-            let identifier = match normalize(
-                mapped.get("profile"),
-                &loaded.program.default_identifier_kind,
-            ) {
-                Ok(identifier) => identifier,
-                Err(reason) => {
+                Err(Settled::Ignored(reason)) => {
                     entry.status = ItemStatus::Ignored;
                     entry.reason = Some(reason.as_str().into());
-                    items.push(PendingItem {
-                        entry,
-                        candidate: None,
-                    });
-                    continue;
+                    (None, None)
                 }
             };
-            let occurred_at = entry.occurred_at.unwrap_or(received_at);
             items.push(PendingItem {
                 entry,
-                candidate: Some(Candidate {
-                    identifier,
-                    client_event_id,
-                    event,
-                    occurred_at,
-                }),
+                candidate,
+                refund,
             });
         }
         Ok(items)
+    }
+}
+
+/// One item of a body, as received.
+struct ItemInput<'a> {
+    index: usize,
+    bulk: bool,
+    document: &'a Document,
+    raw_text: &'a str,
+}
+
+/// An item ready for the store.
+enum Prepared {
+    Award(Candidate),
+    Refund(RefundCandidate),
+}
+
+/// An item settled before the store: rejected (not a valid event), or ignored (about nobody).
+enum Settled {
+    Rejected(ItemError),
+    Ignored(IgnoredReason),
+}
+
+impl Engine {
+    /// Maps, validates and keys one item, filling in its log entry as far as it gets.
+    #[allow(clippy::too_many_arguments)] // the item, its request's context, and its entry
+    fn prepare_item(
+        &self,
+        loaded: &LoadedConnector,
+        mapping: &dyn Mapping,
+        input: &ItemInput<'_>,
+        authenticated: &Authenticated,
+        started: Instant,
+        entry: &mut LogEntry,
+    ) -> std::result::Result<Prepared, Settled> {
+        let connector = &loaded.connector;
+        let received_at = entry.received_at;
+        if !input.document.is_object() {
+            let path = if input.bulk {
+                format!("/{}", input.index)
+            } else {
+                String::new()
+            };
+            return Err(Settled::Rejected(ItemError::validation(
+                path,
+                "an item must be a JSON object",
+            )));
+        }
+        let mapping_error = |message: String| {
+            Settled::Rejected(ItemError {
+                code: "mapping_error".into(),
+                message,
+                path: None,
+            })
+        };
+        if started.elapsed() > self.limits.max_request_mapping_time {
+            return Err(mapping_error(
+                "the request's mapping time budget was spent on earlier items".into(),
+            ));
+        }
+        let mapped = mapping
+            .apply(input.document, &self.limits.mapping)
+            .map_err(|e| mapping_error(e.message))?;
+        // Kept as text: the log stores and answers it, and text clones cheaply.
+        entry.mapped = Some(RawJson::from_json_text(json_text(&mapped)));
+        let event = validate(
+            &mapped,
+            connector.event_type,
+            received_at,
+            connector.max_event_age_days,
+        )
+        .map_err(Settled::Rejected)?;
+        // A missing timestamp means the time received.
+        let occurred_at = event.occurred_at.unwrap_or(received_at);
+        entry.occurred_at = Some(occurred_at);
+        entry.warnings = event.warnings.clone();
+        let client_event_id = event
+            .client_event_id
+            .clone()
+            .or_else(|| event.purchase.as_ref().map(|p| p.order_id.clone()))
+            .or_else(|| {
+                authenticated.message_id.as_ref().map(|id| {
+                    if input.bulk {
+                        format!("{id}:{}", input.index)
+                    } else {
+                        id.clone()
+                    }
+                })
+            })
+            .unwrap_or_else(|| {
+                // The fallback key hashes the item's JSON (its canonical form).
+                derived_client_event_id(&connector.id, input.raw_text)
+            });
+        entry.client_event_id = Some(client_event_id.clone());
+        let default_kind = &loaded.program.default_identifier_kind;
+        if let Some(refund) = event.refund {
+            // A refund needs no profile (its purchase names the member); one given must be
+            // valid, and the purchase's (the store checks that).
+            let identifier = match mapped.get("profile") {
+                None | Some(Value::Null) => None,
+                profile => Some(normalize(profile, default_kind).map_err(Settled::Ignored)?),
+            };
+            return Ok(Prepared::Refund(RefundCandidate {
+                client_event_id,
+                refund,
+                identifier,
+                occurred_at,
+            }));
+        }
+        let identifier =
+            normalize(mapped.get("profile"), default_kind).map_err(Settled::Ignored)?;
+        Ok(Prepared::Award(Candidate {
+            identifier,
+            client_event_id,
+            event,
+            occurred_at,
+        }))
     }
 }

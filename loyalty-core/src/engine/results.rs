@@ -40,6 +40,14 @@ pub enum ItemOutcome {
         points: i64,
         awards: Vec<Award>,
     },
+    /// A refund settled against its purchase (`original_event_id`): `points` (negative, the
+    /// sum of `reversed`) were taken back from the member's balance.
+    Refunded {
+        original_event_id: EventId,
+        member_id: Option<MemberId>,
+        points: i64,
+        reversed: Vec<Award>,
+    },
     /// The key was taken by an accepted event: nothing changed.
     Duplicate {
         original_event_id: Option<EventId>,
@@ -54,7 +62,7 @@ pub enum ItemOutcome {
 impl ItemResult {
     pub fn status(&self) -> ItemStatus {
         match self.outcome {
-            ItemOutcome::Accepted { .. } => ItemStatus::Accepted,
+            ItemOutcome::Accepted { .. } | ItemOutcome::Refunded { .. } => ItemStatus::Accepted,
             ItemOutcome::Duplicate { .. } => ItemStatus::Duplicate,
             ItemOutcome::Ignored { .. } => ItemStatus::Ignored,
             ItemOutcome::Rejected { .. } => ItemStatus::Rejected,
@@ -64,7 +72,7 @@ impl ItemResult {
     /// Points awarded: 0 unless accepted.
     pub fn points(&self) -> i64 {
         match self.outcome {
-            ItemOutcome::Accepted { points, .. } => points,
+            ItemOutcome::Accepted { points, .. } | ItemOutcome::Refunded { points, .. } => points,
             _ => 0,
         }
     }
@@ -72,19 +80,22 @@ impl ItemResult {
     /// The member the item counted for (accepted) or the original counted for (duplicate).
     pub fn member_id(&self) -> Option<&MemberId> {
         match &self.outcome {
-            ItemOutcome::Accepted { member_id, .. } | ItemOutcome::Duplicate { member_id, .. } => {
-                member_id.as_ref()
-            }
+            ItemOutcome::Accepted { member_id, .. }
+            | ItemOutcome::Refunded { member_id, .. }
+            | ItemOutcome::Duplicate { member_id, .. } => member_id.as_ref(),
             _ => None,
         }
     }
 
-    /// The accepted event whose key this item repeated.
+    /// The accepted event whose key this item repeated, or the purchase a refund refers to.
     pub fn original_event_id(&self) -> Option<&EventId> {
         match &self.outcome {
             ItemOutcome::Duplicate {
                 original_event_id, ..
             } => original_event_id.as_ref(),
+            ItemOutcome::Refunded {
+                original_event_id, ..
+            } => Some(original_event_id),
             _ => None,
         }
     }
@@ -106,20 +117,26 @@ impl ItemResult {
     }
 
     fn from_entry(index: usize, entry: LogEntry) -> Self {
-        let outcome = match entry.status {
-            ItemStatus::Accepted => ItemOutcome::Accepted {
+        let outcome = match (entry.status, entry.original_event_id) {
+            (ItemStatus::Accepted, Some(original_event_id)) => ItemOutcome::Refunded {
+                original_event_id,
+                member_id: entry.member_id,
+                points: entry.points,
+                reversed: entry.awards,
+            },
+            (ItemStatus::Accepted, None) => ItemOutcome::Accepted {
                 member_id: entry.member_id,
                 points: entry.points,
                 awards: entry.awards,
             },
-            ItemStatus::Duplicate => ItemOutcome::Duplicate {
-                original_event_id: entry.original_event_id,
+            (ItemStatus::Duplicate, original_event_id) => ItemOutcome::Duplicate {
+                original_event_id,
                 member_id: entry.member_id,
             },
-            ItemStatus::Ignored => ItemOutcome::Ignored {
+            (ItemStatus::Ignored, _) => ItemOutcome::Ignored {
                 reason: entry.reason,
             },
-            ItemStatus::Rejected => ItemOutcome::Rejected { error: entry.error },
+            (ItemStatus::Rejected, _) => ItemOutcome::Rejected { error: entry.error },
         };
         ItemResult {
             index,
@@ -132,7 +149,7 @@ impl ItemResult {
 
 /// The wire form is one flat object: `index`, `status`, `eventId`, then the fields the status
 /// has (`points` always, 0 unless accepted; `awards` on every accepted item, empty when no rule
-/// awarded).
+/// awarded; a refund's `reversed` and `originalEventId` instead).
 impl Serialize for ItemResult {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
@@ -151,6 +168,7 @@ impl Serialize for ItemResult {
         map.serialize_entry("points", &self.points())?;
         match &self.outcome {
             ItemOutcome::Accepted { awards, .. } => map.serialize_entry("awards", awards)?,
+            ItemOutcome::Refunded { reversed, .. } => map.serialize_entry("reversed", reversed)?,
             ItemOutcome::Ignored {
                 reason: Some(reason),
             } => map.serialize_entry("reason", reason)?,

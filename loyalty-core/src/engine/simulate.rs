@@ -8,8 +8,11 @@ use crate::ids::{ConnectorId, EventId, MemberId, ProgramId};
 use crate::ledger::ItemStatus;
 use crate::mapping::{Document, JsonataMapping, Mapping};
 use crate::member::{Identifier, IgnoredReason};
+use crate::reversal::{refund_shares, AwardState};
 use crate::rules::{apply_usage, Award, TraceEntry, Usage};
-use crate::store::{decide, Decision, PendingItem, Prior};
+use crate::store::{
+    decide, decide_refund, Decision, PendingItem, Prior, RefundCandidate, RefundDecision,
+};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -91,7 +94,15 @@ impl Engine {
         let mut members: HashMap<Identifier, (Option<MemberId>, Usage)> = HashMap::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut results = Vec::with_capacity(items.len());
-        for (index, PendingItem { entry, candidate }) in items.into_iter().enumerate() {
+        for (
+            index,
+            PendingItem {
+                entry,
+                candidate,
+                refund,
+            },
+        ) in items.into_iter().enumerate()
+        {
             let mut result = SimulatedItem {
                 index,
                 status: entry.status,
@@ -106,6 +117,12 @@ impl Engine {
                 trace: Vec::new(),
                 warnings: entry.warnings,
             };
+            if let Some(refund) = refund {
+                self.simulate_refund(program, connector_id, test, &refund, &mut seen, &mut result)
+                    .await?;
+                results.push(result);
+                continue;
+            }
             let Some(candidate) = candidate else {
                 results.push(result);
                 continue;
@@ -190,5 +207,75 @@ impl Engine {
             results.push(result);
         }
         Ok(SimulationResponse { results })
+    }
+}
+
+impl Engine {
+    /// What a refund would take back: decided as a store decides it, on what is stored now.
+    async fn simulate_refund(
+        &self,
+        program: &ProgramId,
+        connector_id: &ConnectorId,
+        test: bool,
+        candidate: &RefundCandidate,
+        seen: &mut HashSet<String>,
+        result: &mut SimulatedItem,
+    ) -> Result<()> {
+        let prior = match self
+            .store
+            .find_accepted(connector_id, &candidate.client_event_id, test)
+            .await?
+        {
+            Some(original) => Some(Prior {
+                event: Some(original),
+                member: None,
+            }),
+            None => seen.contains(&candidate.client_event_id).then_some(Prior {
+                event: None,
+                member: None,
+            }),
+        };
+        let purchase = self
+            .store
+            .find_purchase(program, &candidate.refund.order_id, test)
+            .await?;
+        let named = match &candidate.identifier {
+            Some(identifier) => Some(
+                self.store
+                    .find_member(program, identifier)
+                    .await?
+                    .map(|m| m.id),
+            ),
+            None => None,
+        };
+        match decide_refund(prior, purchase, named) {
+            RefundDecision::Duplicate(prior) => {
+                result.status = ItemStatus::Duplicate;
+                result.original_event_id = prior.event;
+            }
+            RefundDecision::UnknownOrder => {
+                result.status = ItemStatus::Ignored;
+                result.reason = Some(IgnoredReason::UnknownOrder.as_str().into());
+            }
+            RefundDecision::Reverse(purchase) => {
+                seen.insert(candidate.client_event_id.clone());
+                let entries = self.store.ledger_entries(program, &purchase.member).await?;
+                let awards = AwardState::of_event(&entries, &purchase.event);
+                let shares = refund_shares(&awards, purchase.amount, candidate.refund.amount);
+                result.status = ItemStatus::Accepted;
+                result.original_event_id = Some(purchase.event.clone());
+                result.points = -shares.iter().sum::<i64>();
+                result.awards = awards
+                    .iter()
+                    .zip(&shares)
+                    .filter(|(_, share)| **share > 0)
+                    .map(|(award, share)| Award {
+                        rule_id: award.rule.clone(),
+                        points: -share,
+                    })
+                    .collect();
+            }
+        }
+        Ok(())
     }
 }

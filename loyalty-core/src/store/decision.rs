@@ -6,11 +6,11 @@
 //! checked under row locks, reads without writes for simulation); what they do with the facts
 //! is decided here once.
 
-use super::Candidate;
+use super::{Candidate, PurchaseFound};
 use crate::ids::{EventId, LedgerEntryId, MemberId, ProgramId};
 use crate::ledger::{EntryKind, ItemStatus, LedgerEntry, LogEntry};
 use crate::member::{Identifier, IgnoredReason, Member};
-use crate::rules::{Evaluation, RuleSet, Usage};
+use crate::rules::{Award, Evaluation, RuleSet, Usage};
 use chrono::{DateTime, Utc};
 
 /// What holds an item's idempotency key already, if anything: an accepted event (stored, or
@@ -43,6 +43,59 @@ pub fn decide(
         (None, None) if !enroll_unknown_members => Decision::UnknownMember,
         (None, member) => Decision::Accept { member },
     }
+}
+
+/// How a refund is settled, in the one order every store and simulation follow.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RefundDecision {
+    /// The refund's own key is taken: it was settled before.
+    Duplicate(Prior),
+    /// No accepted purchase with its `orderId` (for the member its profile names, if any).
+    UnknownOrder,
+    /// Take back from this purchase's awards.
+    Reverse(PurchaseFound),
+}
+
+/// Decides a refund from what holds its key, the purchase found by its `orderId`, and the
+/// member its profile names (when it names one; `Some(None)`: a member nobody has).
+pub fn decide_refund(
+    prior: Option<Prior>,
+    purchase: Option<PurchaseFound>,
+    named_member: Option<Option<MemberId>>,
+) -> RefundDecision {
+    match (prior, purchase) {
+        (Some(prior), _) => RefundDecision::Duplicate(prior),
+        (None, Some(purchase))
+            if named_member.is_none_or(|named| named.as_ref() == Some(&purchase.member)) =>
+        {
+            RefundDecision::Reverse(purchase)
+        }
+        (None, _) => RefundDecision::UnknownOrder,
+    }
+}
+
+/// Fills an accepted refund's entry: the purchase it refers to, its member, and what it took
+/// back (negative points, and per rule in `awards`).
+pub fn settle_refund(entry: &mut LogEntry, purchase: &PurchaseFound, reversals: &[LedgerEntry]) {
+    entry.status = ItemStatus::Accepted;
+    entry.original_event_id = Some(purchase.event.clone());
+    entry.member_id = Some(purchase.member.clone());
+    entry.points = reversals.iter().map(|r| r.points).sum();
+    entry.awards = reversals
+        .iter()
+        .filter_map(|r| {
+            Some(Award {
+                rule_id: r.rule_id.clone()?,
+                points: r.points,
+            })
+        })
+        .collect();
+}
+
+/// Marks a refund ignored: it refers to no purchase it could take from.
+pub fn settle_unknown_order(entry: &mut LogEntry) {
+    entry.status = ItemStatus::Ignored;
+    entry.reason = Some(IgnoredReason::UnknownOrder.as_str().into());
 }
 
 /// Marks `entry` a duplicate of what holds its key.

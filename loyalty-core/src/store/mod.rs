@@ -14,7 +14,7 @@
 
 use crate::connector::Connector;
 use crate::error::StoreError;
-use crate::event::CanonicalEvent;
+use crate::event::{CanonicalEvent, Refund};
 use crate::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
 use crate::ledger::{
     ActivityItem, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
@@ -27,7 +27,8 @@ use async_trait::async_trait;
 mod decision;
 use chrono::{DateTime, Utc};
 pub use decision::{
-    decide, new_member, settle_accepted, settle_duplicate, settle_unknown_member, Decision, Prior,
+    decide, decide_refund, new_member, settle_accepted, settle_duplicate, settle_refund,
+    settle_unknown_member, settle_unknown_order, Decision, Prior, RefundDecision,
 };
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -52,6 +53,18 @@ pub struct CommitBatch {
 pub struct PendingItem {
     pub entry: LogEntry,
     pub candidate: Option<Candidate>,
+    /// A refund to settle against its purchase (then `candidate` is `None`).
+    pub refund: Option<RefundCandidate>,
+}
+
+/// A valid refund: the store finds its purchase and takes back the purchase's awards.
+#[derive(Clone, Debug)]
+pub struct RefundCandidate {
+    pub client_event_id: String,
+    pub refund: Refund,
+    /// The member a profile named, if the refund has one: it must be the purchase's.
+    pub identifier: Option<Identifier>,
+    pub occurred_at: DateTime<Utc>,
 }
 
 /// An item that passed validation and names a member.
@@ -117,6 +130,15 @@ pub enum Reversed {
     UnknownEvent,
 }
 
+/// An accepted purchase, as a refund finds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PurchaseFound {
+    pub event: EventId,
+    pub member: MemberId,
+    /// The purchase's amount, in major units.
+    pub amount: f64,
+}
+
 /// The storage behind the engine.
 #[async_trait]
 pub trait Store: Send + Sync + Debug {
@@ -166,6 +188,14 @@ pub trait Store: Send + Sync + Debug {
     /// Commits a batch: each item atomically, as the module documentation says. Returns the
     /// final log entries, in order.
     async fn commit(&self, batch: CommitBatch) -> StoreResult<Vec<LogEntry>>;
+
+    /// The newest accepted purchase of the program with this `orderId`, live or test.
+    async fn find_purchase(
+        &self,
+        program: &ProgramId,
+        order_id: &str,
+        test: bool,
+    ) -> StoreResult<Option<PurchaseFound>>;
 
     /// Stores an adjustment, atomically with the member's balance; an idempotency key is
     /// claimed at most once per program, also under concurrency.

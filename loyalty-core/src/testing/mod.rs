@@ -10,10 +10,12 @@
 mod ingest;
 mod points;
 mod reads;
+mod refunds;
 
 pub use ingest::*;
 pub use points::*;
 pub use reads::*;
+pub use refunds::*;
 
 use crate::clock::FixedClock;
 use crate::connector::ConnectorSpec;
@@ -54,7 +56,9 @@ macro_rules! store_conformance_suite {
             concurrent_adjustments_with_one_key_happen_once,
             admin_reversals_take_back_what_is_left_and_free_the_limit,
             concurrent_reversals_never_take_more_than_was_given,
-            purge_takes_the_reversals_of_what_it_removes
+            purge_takes_the_reversals_of_what_it_removes,
+            refunds_reverse_what_the_purchase_earned,
+            concurrent_refunds_never_reverse_more_than_was_earned
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -14,7 +14,7 @@ use crate::error::{PostgresStoreError, Result};
 use crate::rows::to_json;
 use chrono::{DateTime, Utc};
 use loyalty_core::ids::{EventId, MemberId, ProgramId};
-use loyalty_core::ledger::{LedgerEntry, RawJson};
+use loyalty_core::ledger::{ItemStatus, LedgerEntry, RawJson};
 use loyalty_core::rules::{UsageCount, UsageKey};
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, Encode, PgConnection, Postgres, Type};
@@ -72,10 +72,12 @@ pub(super) async fn write(
     let mut events = EventRows::with_capacity(slots.len());
     let mut ledger = LedgerRows::with_capacity(decided.ledgers.iter().map(Vec::len).sum());
     // 1-based ranks into the array of positions: an event, then its ledger entries.
+    let mut purchases = PurchaseRows::default();
     let mut ord: i32 = 0;
     for (slot, lines) in slots.iter().zip(&decided.ledgers) {
         ord += 1;
         events.push(ord, slot)?;
+        purchases.push(ord, slot);
         for line in lines {
             ord += 1;
             ledger.push(ord, line);
@@ -100,6 +102,7 @@ pub(super) async fn write(
     ledger.bind(&mut call)?;
     usage.bind(&mut call, USAGE_INCREMENTS)?;
     balances.bind(&mut call)?;
+    purchases.bind(&mut call)?;
     call.fetch(connection).await
 }
 
@@ -511,5 +514,48 @@ impl<'a> BalanceRows<'a> {
         call.bind("b_member", self.member)?;
         call.bind("b_delta", self.delta)?;
         call.bind("b_test", self.test)
+    }
+}
+
+/// `purchases` rows (`p_ord`, … `p_amount`): the accepted purchases, by order.
+#[derive(Default)]
+struct PurchaseRows<'a> {
+    ord: Vec<i32>,
+    program: Vec<&'a str>,
+    order: Vec<&'a str>,
+    test: Vec<bool>,
+    event: Vec<&'a str>,
+    member: Vec<&'a str>,
+    amount: Vec<f64>,
+}
+
+impl<'a> PurchaseRows<'a> {
+    /// The item at rank `ord`, if it is an accepted purchase.
+    fn push(&mut self, ord: i32, slot: &'a Slot<'_>) {
+        let purchase = slot
+            .candidate
+            .and_then(|candidate| candidate.event.purchase.as_ref());
+        let (Some(purchase), Some(member), ItemStatus::Accepted) =
+            (purchase, &slot.entry.member_id, slot.entry.status)
+        else {
+            return;
+        };
+        self.ord.push(ord);
+        self.program.push(slot.entry.program_id.as_str());
+        self.order.push(purchase.order_id.as_str());
+        self.test.push(slot.entry.test);
+        self.event.push(slot.entry.id.as_str());
+        self.member.push(member.as_str());
+        self.amount.push(purchase.amount);
+    }
+
+    fn bind(self, call: &mut Call) -> Result<()> {
+        call.bind("p_ord", self.ord)?;
+        call.bind("p_program", self.program)?;
+        call.bind("p_order", self.order)?;
+        call.bind("p_test", self.test)?;
+        call.bind("p_event", self.event)?;
+        call.bind("p_member", self.member)?;
+        call.bind("p_amount", self.amount)
     }
 }
