@@ -20,6 +20,7 @@
 pub mod error;
 mod extract;
 pub mod metrics;
+mod offload;
 pub mod openapi;
 mod request_log;
 mod routes;

@@ -17,6 +17,19 @@ use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use serde::Serialize;
+
+/// A list answer: `{"items": [...]}`, an object so that fields can be added beside the items.
+#[derive(Debug, Serialize)]
+pub(crate) struct Items<T> {
+    items: Vec<T>,
+}
+
+impl<T> Items<T> {
+    pub(crate) fn new(items: Vec<T>) -> Self {
+        Self { items }
+    }
+}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -33,14 +46,14 @@ pub fn router(state: AppState) -> Router {
         // Outermost: every answer, the 404s and 405s included, has its request id and its log
         // line (a route that matched is named by its pattern, anything else "unmatched").
         .layer(middleware::from_fn_with_state(state.clone(), log_requests))
-        // Bodies are read by `extract::read_body`, with our limits and problem answers.
+        // Bodies are read by `extract::JsonBody` and `extract::read_body`, with our limits and problem answers.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
 /// No id contains a NUL character, and PostgreSQL's text cannot hold one, so a path with an
 /// encoded NUL (`%00`) names nothing: 404 here, by every store alike, as for an unknown route.
-/// (A NUL in an admin query is refused once the caller is authorised: `admin_query_pairs`.)
+/// (A NUL in an admin query is refused once the caller is authorised: `extract::AdminQuery`.)
 async fn refuse_nul_in_path(request: Request, next: Next) -> Response {
     if request.uri().path().contains("%00") {
         return ApiError::RouteNotFound.into_response();
