@@ -17,6 +17,9 @@
 //! # }
 //! ```
 
+// The OpenAPI schemas are large `json!` literals.
+#![recursion_limit = "256"]
+
 pub mod error;
 mod extract;
 pub mod metrics;

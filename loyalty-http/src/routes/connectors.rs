@@ -6,8 +6,7 @@ use crate::extract::{JsonBody, PathIds, ProgramAdmin, RequestBody};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use loyalty_core::auth::GeneratedCredentials;
 use loyalty_core::connector::{ConnectorSpec, ConnectorView};
 use loyalty_core::engine::SimulationResponse;
@@ -15,26 +14,6 @@ use loyalty_core::ids::ConnectorId;
 use loyalty_core::ledger::PurgeCounts;
 use serde::Deserialize;
 use serde_json::Value;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/programs/{program_id}/connectors",
-            get(list).post(create),
-        )
-        .route(
-            "/v1/programs/{program_id}/connectors/{connector_id}",
-            get(read).put(replace).delete(remove),
-        )
-        .route(
-            "/v1/programs/{program_id}/connectors/{connector_id}/simulate",
-            post(simulate),
-        )
-        .route(
-            "/v1/programs/{program_id}/connectors/{connector_id}/purge",
-            post(purge),
-        )
-}
 
 #[derive(Deserialize)]
 pub(crate) struct ConnectorPath {
@@ -108,9 +87,35 @@ pub(crate) async fn remove(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SimulateBody {
-    payload: Value,
+    payload: Payload,
+    /// A mapping to try instead of the connector's: a string when given (`null` is no mapping
+    /// to try, so it is refused rather than taken for the connector's).
+    #[serde(default, deserialize_with = "present_string")]
     mapping: Option<String>,
     test: Option<bool>,
+}
+
+/// What a sender may post: one event (an object) or a bulk (an array).
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "an object (one event) or an array (a bulk)")]
+enum Payload {
+    One(serde_json::Map<String, Value>),
+    Bulk(Vec<Value>),
+}
+
+impl From<Payload> for Value {
+    fn from(payload: Payload) -> Self {
+        match payload {
+            Payload::One(object) => Value::Object(object),
+            Payload::Bulk(items) => Value::Array(items),
+        }
+    }
+}
+
+fn present_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    String::deserialize(deserializer).map(Some)
 }
 
 impl RequestBody for SimulateBody {
@@ -128,7 +133,7 @@ pub(crate) async fn simulate(
         .simulate(
             &program_id,
             &path.id(),
-            request.payload,
+            request.payload.into(),
             request.mapping.as_deref(),
             request.test,
         )

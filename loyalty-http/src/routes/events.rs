@@ -5,18 +5,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{query_flag, query_value, AdminQuery, PathIds, ProgramAdmin};
 use crate::AppState;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use loyalty_core::ids::{ConnectorId, EventId, MemberId};
 use loyalty_core::ledger::{EventFilter, ItemStatus, LogEntry, Page};
 use serde::Deserialize;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/programs/{program_id}/events", get(list))
-        .route("/v1/programs/{program_id}/events/{event_id}", get(read))
-}
 
 fn time_of(pairs: &[(String, String)], name: &str) -> ApiResult<Option<DateTime<Utc>>> {
     query_value(pairs, name)?

@@ -9,35 +9,32 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use loyalty_core::engine::{IncomingRequest, IngestResponse};
 use loyalty_core::ledger::ItemStatus;
 use std::time::Duration;
 use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 
-pub fn router() -> Router<AppState> {
-    // Websites and tag managers post from browsers, so a connector's endpoint answers CORS
-    // preflights for any origin: it authenticates with the connector's token or signature,
-    // never a cookie, and a connector's token header is its own choice (mirrored). The admin
-    // routes stay same-origin.
-    let cors = CorsLayer::new()
+/// The CORS policy of a connector's endpoint. Websites and tag managers post from browsers, so
+/// it answers preflights for any origin: it authenticates with the connector's token or
+/// signature, never a cookie, and a connector's token header is its own choice (mirrored). The
+/// admin routes stay same-origin.
+pub(crate) fn cors() -> CorsLayer {
+    CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::POST])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
-        .max_age(Duration::from_secs(600));
-    // The CORS layer answers a preflight before any handler; the OPTIONS route only makes the
-    // method reach it (axum would answer 405 first), and answers a plain OPTIONS.
-    Router::new()
-        .route(
-            "/v1/incoming/{connector_id}",
-            post(ingest).options(|| async { StatusCode::NO_CONTENT }),
-        )
-        .layer(cors)
+        .max_age(Duration::from_secs(600))
 }
 
-async fn ingest(
+/// The CORS layer answers every OPTIONS request itself (200), before any handler: this route
+/// only makes the method reach it (axum would answer 405 first).
+pub(crate) async fn preflight() -> StatusCode {
+    StatusCode::OK
+}
+
+pub(crate) async fn ingest(
     State(state): State<AppState>,
     Path(connector_id): Path<String>,
     RawQuery(query): RawQuery,

@@ -4,22 +4,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{query_value, AdminQuery, PathIds, ProgramAdmin};
 use crate::AppState;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use loyalty_core::ids::MemberId;
 use loyalty_core::ledger::{ActivityItem, Page};
 use loyalty_core::member::Member;
 use serde::Deserialize;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/programs/{program_id}/members", get(find))
-        .route("/v1/programs/{program_id}/members/{member_id}", get(read))
-        .route(
-            "/v1/programs/{program_id}/members/{member_id}/activity",
-            get(activity),
-        )
-}
 
 #[derive(Deserialize)]
 pub(crate) struct MemberPath {

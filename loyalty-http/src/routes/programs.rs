@@ -6,16 +6,9 @@ use crate::extract::{JsonBody, ProgramAdmin, RootAdmin};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use loyalty_core::program::{Program, ProgramSpec};
 use serde::Serialize;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/programs", get(list).post(create))
-        .route("/v1/programs/{program_id}", get(read))
-}
 
 /// A program just created: the only answer that shows its admin token.
 #[derive(Debug, Serialize)]

@@ -6,20 +6,10 @@ use crate::extract::{query_value, AdminQuery, JsonBody, PathIds, ProgramAdmin};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use loyalty_core::ids::{ConnectorId, RuleId};
 use loyalty_core::rules::{Rule, RuleSpec};
 use serde::Deserialize;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/programs/{program_id}/rules", get(list).post(create))
-        .route(
-            "/v1/programs/{program_id}/rules/{rule_id}",
-            get(read).put(replace).delete(remove),
-        )
-}
 
 #[derive(Deserialize)]
 pub(crate) struct RulePath {

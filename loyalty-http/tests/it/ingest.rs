@@ -728,3 +728,36 @@ async fn browsers_may_post_events_cross_origin() {
         .get("access-control-allow-origin")
         .is_none());
 }
+
+#[tokio::test]
+async fn a_simulation_names_a_payload_and_a_mapping_that_are_there() {
+    let server = TestServer::start().await;
+    let (program, admin) = server.program().await;
+    let connector = server
+        .connector(
+            &program,
+            &admin,
+            json!({"type": "queryToken", "token": TOKEN}),
+        )
+        .await;
+    let cid = connector["id"].as_str().unwrap();
+    let path = format!("/v1/programs/{program}/connectors/{cid}/simulate");
+    let article = article("s-1", "ann@example.com", "sport", 5);
+    for (body, pointer) in [
+        (json!({"payload": article, "mapping": null}), "/mapping"),
+        (json!({"payload": null}), "/payload"),
+        (json!({"payload": "an event"}), "/payload"),
+        (json!({"payload": 5}), "/payload"),
+    ] {
+        let (status, problem) = server
+            .call(Method::POST, &path, Some(&admin), Some(body.clone()))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {problem}"
+        );
+        assert_eq!(problem["code"], "validation_failed", "{body}");
+        assert_eq!(problem["path"], pointer, "{body}");
+    }
+}
