@@ -7,10 +7,15 @@
 #   scripts/schemathesis.sh
 #
 # Environment:
-#   ST_MAX_EXAMPLES  test cases per operation and phase (default 30); the run takes a few minutes
+#   ST_MAX_EXAMPLES  test cases per operation and phase (default 100: about two minutes on two
+#                    cores)
 #   ST_SEED          Schemathesis's random seed (default: a fixed one, so that a run repeats)
 #   ST_PORT          the server's port (default 18089)
 #   ST_VENV          where Schemathesis is installed (default target/schemathesis-venv)
+#   ST_DATABASE_URL  a PostgreSQL database to run the server on (default: the in-memory store);
+#                    it gets a new program each run
+#   ST_EXTRA_ARGS    more `schemathesis run` options, split on spaces (e.g. to look into a
+#                    finding: --include-operation-id createRule --report har)
 #   CARGO_TARGET_DIR as for cargo
 #
 # Schemathesis is pinned: another version generates other cases and may check more.
@@ -22,7 +27,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 VENV="${ST_VENV:-$TARGET_DIR/schemathesis-venv}"
 PORT="${ST_PORT:-18089}"
 BASE="http://127.0.0.1:$PORT"
-MAX_EXAMPLES="${ST_MAX_EXAMPLES:-30}"
+MAX_EXAMPLES="${ST_MAX_EXAMPLES:-100}"
 SEED="${ST_SEED:-20261207}"
 WORK="$TARGET_DIR/schemathesis"
 mkdir -p "$WORK"
@@ -36,8 +41,12 @@ fi
 echo "== the example server"
 cargo build --quiet --example server
 ROOT_TOKEN="schemathesis-root-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-LOYALTY_ADMIN_TOKEN="$ROOT_TOKEN" "$TARGET_DIR/debug/examples/server" \
-  --listen "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
+STORE=()
+if [ -n "${ST_DATABASE_URL:-}" ]; then
+  STORE=(--database-url "$ST_DATABASE_URL")
+fi
+env -u DATABASE_URL LOYALTY_ADMIN_TOKEN="$ROOT_TOKEN" "$TARGET_DIR/debug/examples/server" \
+  --listen "127.0.0.1:$PORT" "${STORE[@]}" >"$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do
@@ -69,6 +78,7 @@ INGESTED="$(curl -fsS -X POST "$BASE/v1/incoming/$CONNECTOR_ID" -H "X-Authorizat
     {\"eventId\":\"e-3\",\"email\":\"bob@example.com\",\"timestamp\":\"not a time\",\"theme\":\"sport\",\"total\":5}
   ]")"
 DOOMED_CONNECTOR_ID="$(admin POST "/v1/programs/$PROGRAM_ID/connectors" "$CONNECTOR_BODY" | field '["id"]')"
+SPARE_CONNECTOR_ID="$(admin POST "/v1/programs/$PROGRAM_ID/connectors" "$CONNECTOR_BODY" | field '["id"]')"
 DOOMED_RULE_ID="$(admin POST "/v1/programs/$PROGRAM_ID/rules" \
   "{\"name\":\"Any\",\"connectorId\":\"$CONNECTOR_ID\",\"points\":{\"fixed\":1}}" | field '["id"]')"
 EVENT_ID="$(echo "$INGESTED" | field '["results"][0]["eventId"]')"
@@ -76,7 +86,7 @@ MEMBER_ID="$(echo "$INGESTED" | field '["results"][0]["memberId"]')"
 export ST_ROOT_TOKEN="$ROOT_TOKEN" ST_PROGRAM_ID="$PROGRAM_ID" ST_CONNECTOR_ID="$CONNECTOR_ID" \
   ST_CONNECTOR_TOKEN="$CONNECTOR_TOKEN" ST_RULE_ID="$RULE_ID" ST_EVENT_ID="$EVENT_ID" \
   ST_MEMBER_ID="$MEMBER_ID" ST_DOOMED_CONNECTOR_ID="$DOOMED_CONNECTOR_ID" \
-  ST_DOOMED_RULE_ID="$DOOMED_RULE_ID"
+  ST_DOOMED_RULE_ID="$DOOMED_RULE_ID" ST_SPARE_CONNECTOR_ID="$SPARE_CONNECTOR_ID"
 
 # Two runs: the unit phases reach the seeded resources through fixed ids; the stateful phase
 # chains calls through the ids that responses return, which fixed ids would override.
@@ -88,7 +98,8 @@ run() { # config phases
     --max-examples "$MAX_EXAMPLES" \
     --seed "$SEED" \
     --workers 2 \
-    --no-color
+    --no-color \
+    ${ST_EXTRA_ARGS:-}
 }
 cd "$WORK"
 status=0

@@ -95,64 +95,32 @@ impl RouteDoc {
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
     }
 
-    /// The error answers the route can give, with what they mean.
-    fn errors(&self) -> Vec<(u16, String)> {
-        let mut errors = match self.access {
+    /// The error answers the route can give.
+    fn failures(&self) -> Vec<Failure> {
+        let mut failures = match self.access {
             Access::Public => vec![],
-            Access::Root => vec![
-                (401, "Missing or wrong token (unauthorized)"),
-                (403, "Not the root token (forbidden)"),
-            ],
-            Access::Program => vec![
-                (401, "Missing or wrong token (unauthorized)"),
-                (403, "Another program's token (forbidden)"),
-                (404, "No such program or resource in it (not_found)"),
-            ],
-            Access::Connector => vec![
-                (
-                    400,
-                    "Body is not JSON (invalid_json, with line and column), or cannot be mapped (bad_request)",
-                ),
-                (401, "Authentication failed (unauthorized)"),
-                (404, "Unknown connector (not_found)"),
-                (
-                    413,
-                    "Body or batch over the limit (payload_too_large, batch_too_large)",
-                ),
-                (422, "A query parameter is invalid (validation_failed)"),
-                (429, "Rate limited (rate_limited), with Retry-After"),
-            ],
-        };
-        // The ingestion endpoint's own answers are all listed above.
-        let admin = self.access != Access::Connector;
-        if admin && self.request.is_some() {
-            errors.push((400, "Body is not JSON (invalid_json, with line and column)"));
-            errors.push((413, "Body over the admin limit (payload_too_large)"));
-            errors.push((
-                422,
-                "Invalid field (validation_failed, with path) or mapping (invalid_mapping, with position)",
-            ));
-        }
-        if admin && !self.query.is_empty() {
-            errors.push((400, "A NUL character in the query (bad_request)"));
-            errors.push((
-                422,
-                "Invalid query parameter (validation_failed, with path)",
-            ));
-        }
-        errors.sort_by_key(|(status, _)| *status);
-        // A status reached two ways is listed once, with both meanings.
-        let mut merged: Vec<(u16, String)> = Vec::new();
-        for (status, description) in errors {
-            match merged.last_mut() {
-                Some((last, text)) if *last == status => {
-                    text.push_str("; ");
-                    text.push_str(description);
-                }
-                _ => merged.push((status, description.to_owned())),
+            Access::Root => vec![UNAUTHORIZED, NOT_ROOT],
+            Access::Program => vec![UNAUTHORIZED, OTHER_PROGRAM, NOT_FOUND],
+            // The ingestion endpoint's own answers: all of them are here.
+            Access::Connector => {
+                return vec![
+                    INGEST_BAD_REQUEST,
+                    INGEST_UNAUTHORIZED,
+                    UNKNOWN_CONNECTOR,
+                    INGEST_TOO_LARGE,
+                    INGEST_INVALID_QUERY,
+                    RATE_LIMITED,
+                ]
             }
+        };
+        if self.request.is_some() {
+            failures.extend([INVALID_JSON, BODY_TOO_LARGE, INVALID_BODY]);
         }
-        merged
+        if !self.query.is_empty() {
+            failures.extend([NUL_IN_QUERY, INVALID_QUERY]);
+        }
+        failures.sort_by_key(|failure| failure.status);
+        failures
     }
 
     fn operation(&self) -> Value {
@@ -161,7 +129,7 @@ impl RouteDoc {
         operation.insert("summary".into(), json!(self.summary));
         let mut parameters: Vec<Value> = self
             .path_parameters()
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(|name| json!({"$ref": format!("#/components/parameters/{name}")}))
             .collect();
         for param in self.query {
             let schema: Value = serde_json::from_str(param.schema).expect("a query schema is JSON");
@@ -202,10 +170,10 @@ impl RouteDoc {
             None => json!({"description": "Success"}),
         };
         responses.insert(self.success.to_string(), success);
-        for (status, description) in self.errors() {
+        for failure in self.failures() {
             responses.insert(
-                status.to_string(),
-                json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}),
+                failure.status.to_string(),
+                json!({"$ref": format!("#/components/responses/{}", failure.name)}),
             );
         }
         operation.insert("responses".into(), Value::Object(responses));
@@ -213,14 +181,105 @@ impl RouteDoc {
     }
 }
 
+/// An error answer, shared by the routes that can give it.
+#[derive(Clone, Copy, Debug)]
+struct Failure {
+    name: &'static str,
+    status: u16,
+    description: &'static str,
+}
+
+const fn failure(name: &'static str, status: u16, description: &'static str) -> Failure {
+    Failure {
+        name,
+        status,
+        description,
+    }
+}
+
+const UNAUTHORIZED: Failure = failure("Unauthorized", 401, "Missing or wrong token (unauthorized)");
+const NOT_ROOT: Failure = failure("NotRoot", 403, "Not the root token (forbidden)");
+const OTHER_PROGRAM: Failure = failure("OtherProgram", 403, "Another program's token (forbidden)");
+const NOT_FOUND: Failure = failure(
+    "NotFound",
+    404,
+    "No such program or resource in it (not_found)",
+);
+const INVALID_JSON: Failure = failure(
+    "InvalidJson",
+    400,
+    "Body is not JSON (invalid_json, with line and column)",
+);
+const BODY_TOO_LARGE: Failure = failure(
+    "BodyTooLarge",
+    413,
+    "Body over the admin limit (payload_too_large)",
+);
+const INVALID_BODY: Failure = failure(
+    "InvalidBody",
+    422,
+    "Invalid field (validation_failed, with path) or mapping (invalid_mapping, with position)",
+);
+const NUL_IN_QUERY: Failure = failure(
+    "NulInQuery",
+    400,
+    "A NUL character in the query (bad_request)",
+);
+const INVALID_QUERY: Failure = failure(
+    "InvalidQuery",
+    422,
+    "Invalid or repeated query parameter (validation_failed, with path)",
+);
+const INGEST_BAD_REQUEST: Failure = failure(
+    "IngestBadRequest",
+    400,
+    "Body is not JSON (invalid_json, with line and column), or cannot be mapped (bad_request)",
+);
+const INGEST_UNAUTHORIZED: Failure = failure(
+    "IngestUnauthorized",
+    401,
+    "Authentication failed (unauthorized)",
+);
+const UNKNOWN_CONNECTOR: Failure =
+    failure("UnknownConnector", 404, "Unknown connector (not_found)");
+const INGEST_TOO_LARGE: Failure = failure(
+    "IngestTooLarge",
+    413,
+    "Body or batch over the limit (payload_too_large, batch_too_large)",
+);
+const INGEST_INVALID_QUERY: Failure = failure(
+    "IngestInvalidQuery",
+    422,
+    "A query parameter is invalid (validation_failed)",
+);
+const RATE_LIMITED: Failure = failure(
+    "RateLimited",
+    429,
+    "Rate limited (rate_limited), with Retry-After",
+);
+
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
+    let mut responses = Map::new();
+    let mut parameters = Map::new();
     for route in ROUTES {
         let entry = paths
             .entry(route.path.to_owned())
             .or_insert_with(|| json!({}));
         entry[route.method] = route.operation();
+        for failure in route.failures() {
+            responses.insert(
+                failure.name.to_owned(),
+                json!({"description": failure.description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}),
+            );
+        }
+        for name in route.path_parameters() {
+            parameters.insert(
+                name.to_owned(),
+                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}),
+            );
+        }
     }
     json!({
         "openapi": "3.1.0",
@@ -232,7 +291,37 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "schemas": schemas::schemas(),
+            "responses": responses,
+            "parameters": parameters,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_gives_each_status_for_one_documented_reason() {
+        for route in ROUTES {
+            let failures = route.failures();
+            for pair in failures.windows(2) {
+                assert_ne!(pair[0].status, pair[1].status, "{route:?}: {pair:?}");
+            }
+            assert!(failures.iter().all(|f| f.status != route.success));
+        }
+    }
+
+    #[test]
+    fn router_paths_name_parameters_in_snake_case() {
+        let route = ROUTES
+            .iter()
+            .find(|r| r.operation_id == "memberActivity")
+            .unwrap();
+        assert_eq!(
+            route.router_path(),
+            "/v1/programs/{program_id}/members/{member_id}/activity"
+        );
+    }
 }

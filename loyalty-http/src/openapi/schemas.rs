@@ -22,6 +22,9 @@ const HEADER_NAME: &str =
 /// Standard base64 with its padding and canonical last symbol, after an optional `whsec_`.
 const STANDARD_WEBHOOKS_SECRET: &str = "^(whsec_)?(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$";
 
+/// The mapping of the examples: an article read on a website.
+const EXAMPLE_MAPPING: &str = r#"{ "clientEventId": eventId, "profile": {"kind": "default", "value": profile.email}, "payload": {"timestamp": timestamp, "tags": [{"name": "theme", "value": article.theme}], "counters": [{"name": "total", "value": totalArticlesRead}]} }"#;
+
 fn reference(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
@@ -94,11 +97,11 @@ fn operator(op: &str, operands: Value) -> Value {
 fn text_test() -> Value {
     let mut tests: Vec<Value> = ["eq", "neq", "contains", "startsWith"]
         .iter()
-        .map(|op| operator(op, json!({"value": text_value()})))
+        .map(|op| operator(op, json!({"value": reference("TextValue")})))
         .collect();
     for op in ["in", "notIn"] {
-        tests.push(operator(op, json!({"values": text_values()})));
-        let mut by_value = operator(op, json!({"value": text_values()}));
+        tests.push(operator(op, json!({"values": reference("TextValues")})));
+        let mut by_value = operator(op, json!({"value": reference("TextValues")}));
         by_value["not"] = json!({"required": ["values"]});
         tests.push(by_value);
     }
@@ -143,12 +146,13 @@ fn first_key_decides(cases: Vec<(&str, Value)>) -> Value {
 fn condition() -> Value {
     let item = json!({"properties": {"item": {
         "type": "object", "minProperties": 1, "propertyNames": {"enum": ["sku", "category", "name"]},
-        "additionalProperties": {"oneOf": [{"type": "string"}, text_values()]}}}});
+        "additionalProperties": {"oneOf": [{"type": "string"}, reference("TextValues")]}}}});
     let field = json!({"anyOf": [
-        {"allOf": [{"properties": {"field": {"const": "currency"}}}, text_test()]},
-        {"allOf": [{"properties": {"field": {"enum": ["amount", "itemCount"]}}}, number_test()]}]});
-    let counter = json!({"allOf": [{"properties": {"counter": text_value()}}, number_test()]});
-    let tag = json!({"allOf": [{"properties": {"tag": text_value()}}, text_test()]});
+        {"allOf": [{"properties": {"field": {"const": "currency"}}}, reference("TextTest")]},
+        {"allOf": [{"properties": {"field": {"enum": ["amount", "itemCount"]}}}, reference("NumberTest")]}]});
+    let counter = json!({"allOf": [{"properties": {"counter": reference("TextValue")}}, reference("NumberTest")]});
+    let tag =
+        json!({"allOf": [{"properties": {"tag": reference("TextValue")}}, reference("TextTest")]});
     let mut schema = first_key_decides(vec![
         (
             "all",
@@ -174,7 +178,7 @@ fn points() -> Value {
         (
             "perCounter",
             json!({"properties": {"perCounter": {"type": "object", "required": ["counter", "points"],
-            "properties": {"counter": text_value(), "points": points_count(), "per": per.clone()}}}}),
+            "properties": {"counter": reference("TextValue"), "points": points_count(), "per": per.clone()}}}}),
         ),
         (
             "perAmount",
@@ -285,6 +289,8 @@ pub fn schemas() -> Value {
     ];
     let mut created_fields = program_fields.to_vec();
     created_fields.push("adminToken");
+    let article = json!({"eventId": "a-1", "timestamp": "2026-01-01T12:00:00Z", "profile": {"email": "ann@example.com"},
+        "article": {"theme": "sport"}, "totalArticlesRead": 5});
     let item_error = object(
         &["code", "message"],
         json!({"code": string, "message": string, "path": string}),
@@ -297,7 +303,7 @@ pub fn schemas() -> Value {
         &["ruleId", "ruleName", "fired", "points"],
         json!({"ruleId": string, "ruleName": string, "fired": boolean, "points": integer, "reason": string}),
     );
-    json!({
+    let mut all = json!({
         "Problem": {"type": "object", "required": ["type", "title", "status", "code", "detail"], "properties": {
             "type": string, "title": string, "status": integer,
             "code": {"type": "string", "description": "Stable machine code: unauthorized, forbidden, not_found, method_not_allowed, bad_request, invalid_json, validation_failed, invalid_mapping, payload_too_large, batch_too_large, rate_limited, store_unavailable, internal_error"},
@@ -327,6 +333,10 @@ pub fn schemas() -> Value {
                 "endpoint": string, "revision": integer, "createdAt": date_time(), "updatedAt": date_time()})),
         "ConnectorList": list_of("Connector"),
         "Condition": condition(),
+        "TextTest": text_test(),
+        "NumberTest": number_test(),
+        "TextValue": text_value(),
+        "TextValues": text_values(),
         "Points": points(),
         "RuleSpec": stored(json!({"type": "object", "required": ["name", "connectorId", "points"], "properties": {
             "name": name("1 to 200 characters, not only white space (trimmed)"),
@@ -389,5 +399,16 @@ pub fn schemas() -> Value {
         "Health": object(&["status"], json!({"status": {"const": "ok"}})),
         "Metrics": {"type": "string", "description": "OpenMetrics text"},
         "OpenApiDocument": {"type": "object", "description": "This document"}
-    })
+    });
+    // Examples, which the examples phase of a conformance check sends as they are.
+    all["ProgramSpec"]["examples"] = json!([{"name": "Readers", "defaultIdentifierKind": "email", "enrollUnknownMembers": true}]);
+    all["ConnectorSpec"]["examples"] = json!([{"name": "Article Read", "eventType": "custom.basic",
+        "auth": {"type": "queryToken", "param": "token", "token": "s3cret"},
+        "mapping": EXAMPLE_MAPPING, "testMode": false, "maxEventAgeDays": 30}]);
+    all["RuleSpec"]["examples"] = json!([{"name": "Sport readers", "connectorId": "con_01a0000000000000000000000000000",
+        "conditions": {"all": [{"tag": "theme", "op": "eq", "value": "sport"}, {"counter": "total", "op": "gte", "value": 5}]},
+        "points": {"fixed": 10}, "limits": [{"count": 1, "per": "day"}], "priority": 0, "stopOtherRules": false,
+        "activeFrom": null, "activeUntil": null}]);
+    all["SimulateRequest"]["examples"] = json!([{"payload": article}]);
+    all
 }

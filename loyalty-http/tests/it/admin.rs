@@ -114,7 +114,7 @@ async fn connectors() {
         .await;
     assert_eq!(read["mapping"], SEED_MAPPING);
     assert!(read["auth"].get("token").is_none());
-    // API.md's create body, word for word, with its six-character token.
+    // The documented create body, word for word, with its six-character token.
     let example = server
         .ok(
             Method::POST,
