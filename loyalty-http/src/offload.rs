@@ -64,3 +64,42 @@ impl Offload {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn small_events_inline_the_rest_in_place() {
+        let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(OFFLOAD_BODY_BYTES));
+        for (body, slow, expected) in [
+            (&b"{\"a\": 1}"[..], false, Offload::Inline),
+            (b"  \n[{\"a\": 1}]", false, Offload::InPlace),
+            (b"{\"a\": 1}", true, Offload::InPlace),
+            (big.as_bytes(), false, Offload::InPlace),
+        ] {
+            assert_eq!(
+                Offload::for_body(body, slow),
+                expected,
+                "{}",
+                String::from_utf8_lossy(&body[..body.len().min(20)])
+            );
+        }
+        assert_eq!(Offload::InPlace.run(|| 7).await, Ok(7));
+        assert_eq!(
+            Offload::InPlace.run(|| panic!("a bug")).await,
+            Err::<(), _>(Panicked)
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_current_thread_runtime_offloads_to_the_blocking_pool() {
+        assert_eq!(Offload::for_body(b"[]", false), Offload::BlockingPool);
+        assert_eq!(Offload::for_body(b"{}", false), Offload::Inline);
+        assert_eq!(Offload::BlockingPool.run(|| 7).await, Ok(7));
+        assert_eq!(
+            Offload::Inline.run(|| panic!("a bug")).await,
+            Err::<(), _>(Panicked)
+        );
+    }
+}

@@ -19,6 +19,12 @@ const NOT_WHITE_SPACE: &str =
 const HEADER_NAME: &str =
     "^[\\t\\n\\u000b\\f\\r ]*[A-Za-z0-9!#$%&'*+.^_`|~-]+[\\t\\n\\u000b\\f\\r ]*$";
 
+/// A string with a line feed: patterns anchored with `$` are refused one more explicitly,
+/// since some regex dialects let `$` match before a final line feed.
+fn line_feed() -> Value {
+    json!({"type": "string", "pattern": "\\n"})
+}
+
 /// Standard base64 with its padding and canonical last symbol, after an optional `whsec_`.
 const STANDARD_WEBHOOKS_SECRET: &str = "^(whsec_)?(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$";
 
@@ -216,10 +222,10 @@ fn auth_spec() -> Value {
         scheme("queryToken", json!({"param": {"type": ["string", "null"], "maxLength": 128, "pattern": NOT_WHITE_SPACE, "default": "token"}, "token": token})),
         scheme("headerToken", json!({"header": header("X-Authorization"), "token": token})),
         scheme("hubSignature", json!({"header": header("X-Hub-Signature-256"),
-            "algorithm": {"type": ["string", "null"], "pattern": "^[sS][hH][aA]256$", "default": "sha256"},
+            "algorithm": {"type": ["string", "null"], "pattern": "^[sS][hH][aA]256$", "not": line_feed(), "default": "sha256"},
             "secrets": secrets(json!({"type": "string", "minLength": 1, "maxLength": 512}))})),
         scheme("standardWebhooks", json!({
-            "secrets": secrets(json!({"type": "string", "minLength": 1, "maxLength": 512, "pattern": STANDARD_WEBHOOKS_SECRET})),
+            "secrets": secrets(json!({"type": "string", "minLength": 1, "maxLength": 512, "pattern": STANDARD_WEBHOOKS_SECRET, "not": line_feed()})),
             "toleranceSeconds": {"type": ["integer", "null"], "minimum": 1, "maximum": 86400, "default": 300}}))
     ]})
 }
@@ -313,7 +319,7 @@ pub fn schemas() -> Value {
         "NoNul": no_nul(),
         "ProgramSpec": stored(json!({"type": "object", "required": ["name"], "properties": {
             "name": name("1 to 200 characters, not only white space (trimmed)"),
-            "defaultIdentifierKind": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_.:-]{1,64}$", "not": {"const": "default"}, "default": "email"},
+            "defaultIdentifierKind": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_.:-]{1,64}$", "not": {"anyOf": [{"const": "default"}, line_feed()]}, "default": "email"},
             "enrollUnknownMembers": {"type": ["boolean", "null"], "default": true}}})),
         "Program": object(&program_fields, program),
         "ProgramCreated": object(&created_fields, program_created),

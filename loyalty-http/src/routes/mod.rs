@@ -37,7 +37,8 @@ impl<T> Items<T> {
 /// The JSON Schemas of the query parameters. No value may hold a NUL character (400).
 const STRING: &str = r#"{"type": "string", "not": {"pattern": "\\u0000"}}"#;
 const LIMIT: &str = r#"{"type": "integer", "minimum": 1, "maximum": 500, "default": 50}"#;
-const CURSOR: &str = r#"{"type": "string", "pattern": "^c[0-9]{1,18}$"}"#;
+const CURSOR: &str =
+    r#"{"type": "string", "pattern": "^c[0-9]{1,18}$", "not": {"pattern": "\\n"}}"#;
 const FLAG: &str = r#"{"type": "string", "enum": ["true", "false", "1", "0", ""]}"#;
 const DATE_TIME: &str = r#"{"type": "string", "format": "date-time"}"#;
 const STATUS: &str =

@@ -5,10 +5,17 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
-pub(crate) async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// The liveness answer: the process serves requests.
+#[derive(Debug, Serialize)]
+pub(crate) struct Health {
+    status: &'static str,
+}
+
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
