@@ -7,8 +7,8 @@
 #   scripts/schemathesis.sh
 #
 # Environment:
-#   ST_MAX_EXAMPLES  test cases per operation and phase (default 100: about two minutes on two
-#                    cores)
+#   ST_MAX_EXAMPLES  test cases per operation and phase (default 100: the two runs take about a
+#                    minute on two cores, the build aside)
 #   ST_SEED          Schemathesis's random seed (default: a fixed one, so that a run repeats)
 #   ST_PORT          the server's port (default 18089)
 #   ST_VENV          where Schemathesis is installed (default target/schemathesis-venv)
@@ -39,6 +39,7 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, ve
 fi
 
 echo "== the example server"
+cd "$ROOT"
 cargo build --quiet --example server
 ROOT_TOKEN="schemathesis-root-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 STORE=()
@@ -54,6 +55,8 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 curl -fsS "$BASE/healthz" >/dev/null
+# The answer must be ours, not another server's on the same port.
+kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
 
 echo "== seed: a program, a connector, a rule, events"
 admin() { # method path [body]
