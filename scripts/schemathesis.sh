@@ -82,6 +82,8 @@ INGESTED="$(curl -fsS -X POST "$BASE/v1/incoming/$CONNECTOR_ID" -H "X-Authorizat
   ]")"
 DOOMED_CONNECTOR_ID="$(admin POST "/v1/programs/$PROGRAM_ID/connectors" "$CONNECTOR_BODY" | field '["id"]')"
 SPARE_CONNECTOR_ID="$(admin POST "/v1/programs/$PROGRAM_ID/connectors" "$CONNECTOR_BODY" | field '["id"]')"
+PURCHASES_BODY="$(python3 -c 'import json,sys; print(json.dumps({"name": "Orders", "eventType": "ecommerce.purchase", "auth": {"type": "headerToken"}, "mapping": sys.argv[1]}))' "$MAPPING")"
+PURCHASE_CONNECTOR_ID="$(admin POST "/v1/programs/$PROGRAM_ID/connectors" "$PURCHASES_BODY" | field '["id"]')"
 DOOMED_RULE_ID="$(admin POST "/v1/programs/$PROGRAM_ID/rules" \
   "{\"name\":\"Any\",\"connectorId\":\"$CONNECTOR_ID\",\"points\":{\"fixed\":1}}" | field '["id"]')"
 EVENT_ID="$(echo "$INGESTED" | field '["results"][0]["eventId"]')"
@@ -89,7 +91,8 @@ MEMBER_ID="$(echo "$INGESTED" | field '["results"][0]["memberId"]')"
 export ST_ROOT_TOKEN="$ROOT_TOKEN" ST_PROGRAM_ID="$PROGRAM_ID" ST_CONNECTOR_ID="$CONNECTOR_ID" \
   ST_CONNECTOR_TOKEN="$CONNECTOR_TOKEN" ST_RULE_ID="$RULE_ID" ST_EVENT_ID="$EVENT_ID" \
   ST_MEMBER_ID="$MEMBER_ID" ST_DOOMED_CONNECTOR_ID="$DOOMED_CONNECTOR_ID" \
-  ST_DOOMED_RULE_ID="$DOOMED_RULE_ID" ST_SPARE_CONNECTOR_ID="$SPARE_CONNECTOR_ID"
+  ST_DOOMED_RULE_ID="$DOOMED_RULE_ID" ST_SPARE_CONNECTOR_ID="$SPARE_CONNECTOR_ID" \
+  ST_PURCHASE_CONNECTOR_ID="$PURCHASE_CONNECTOR_ID" ST_MAPPING="$MAPPING"
 
 # Two runs: the unit phases reach the seeded resources through fixed ids; the stateful phase
 # chains calls through the ids that responses return, which fixed ids would override.

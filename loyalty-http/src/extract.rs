@@ -139,16 +139,40 @@ impl<T: RequestBody> FromRequest<AppState> for JsonBody<T> {
 /// Parses the JSON body of an object to store; a syntax error is 400 with line and column, a
 /// shape error is 422 with the JSON path of the field, and so is a NUL character anywhere in
 /// it: PostgreSQL's text cannot hold one, so no store takes one (an ingested item's raw JSON
-/// keeps its `\u0000` escapes as written).
+/// keeps its `\u0000` escapes as written). A number written with a zero fraction (`30.0`) is
+/// the integer it equals, as JSON Schema (and so the OpenAPI document) reads it.
 fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let value = parse_json(bytes)?;
+    let mut value = parse_json(bytes)?;
     if let Some(path) = nul_character_at(&value, &mut String::new()) {
         return Err(ApiError::InvalidField {
             path,
             message: "NUL characters (\\u0000) are not allowed here".into(),
         });
     }
+    whole_numbers_as_integers(&mut value);
     deserialize(value)
+}
+
+/// Rewrites every number with a zero fraction that fits an `i64` or a `u64` as that integer.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    // 2^63 and 2^64: the first numbers past i64::MAX and u64::MAX, exactly as f64s.
+    const TWO_TO_63: f64 = 9_223_372_036_854_775_808.0;
+    const TWO_TO_64: f64 = 18_446_744_073_709_551_616.0;
+    match value {
+        Value::Number(number) => {
+            if let Some(float) = number.as_f64().filter(|_| number.is_f64()) {
+                if float.fract() == 0.0 && (-TWO_TO_63..TWO_TO_63).contains(&float) {
+                    *value = Value::from(float as i64);
+                } else if float.fract() == 0.0 && (0.0..TWO_TO_64).contains(&float) {
+                    *value = Value::from(float as u64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// The JSON pointer of the first string or key with a NUL character.
@@ -314,4 +338,25 @@ pub async fn read_body(
             ApiError::BadRequest(format!("the body could not be read: {text}"))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn whole_numbers_are_integers_and_fractions_stay() {
+        let mut value = json!({"a": 30.0, "b": [-2.0, 2.5, 1e300, -0.0], "c": {"d": 1.8446744073709552e19, "e": 7}});
+        whole_numbers_as_integers(&mut value);
+        assert_eq!(
+            value,
+            json!({"a": 30, "b": [-2, 2.5, 1e300, 0], "c": {"d": 1.8446744073709552e19, "e": 7}})
+        );
+        assert!(value["a"].is_i64() && value["b"][3].is_i64());
+        let big = 9_223_372_036_854_775_808.0_f64;
+        let mut value = json!(big);
+        whole_numbers_as_integers(&mut value);
+        assert_eq!(value.as_u64(), Some(9_223_372_036_854_775_808));
+    }
 }

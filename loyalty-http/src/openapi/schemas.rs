@@ -59,6 +59,11 @@ fn name(description: &str) -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_WHITE_SPACE, "description": description})
 }
 
+/// A JSONata expression: not empty, nor only white space.
+fn mapping(description: &str) -> Value {
+    json!({"type": "string", "minLength": 1, "pattern": NOT_WHITE_SPACE, "description": description})
+}
+
 fn date_time() -> Value {
     json!({"type": "string", "format": "date-time"})
 }
@@ -329,7 +334,7 @@ pub fn schemas() -> Value {
             "name": name("1 to 200 characters, not only white space (trimmed)"),
             "eventType": {"enum": ["custom.basic", "ecommerce.purchase"]},
             "auth": reference("ConnectorAuth"),
-            "mapping": {"type": "string", "description": "A JSONata expression; one that does not compile is 422 invalid_mapping with its position"},
+            "mapping": mapping("A JSONata expression; one that does not compile is 422 invalid_mapping with its position"),
             "testMode": {"type": "boolean", "default": false},
             "maxEventAgeDays": {"type": ["integer", "null"], "minimum": 1, "maximum": 36600, "default": 30}}})),
         "Connector": object(
@@ -383,7 +388,7 @@ pub fn schemas() -> Value {
         "EventPage": page_of("Event"),
         "SimulateRequest": {"type": "object", "required": ["payload"], "additionalProperties": false, "properties": {
             "payload": {"type": ["object", "array"], "description": "one event (an object) or a bulk (an array)"},
-            "mapping": {"type": "string", "description": "a JSONata expression to try instead of the connector's"},
+            "mapping": mapping("A JSONata expression to try instead of the connector's; one that does not compile is 422 invalid_mapping with its position"),
             "test": {"type": ["boolean", "null"], "description": "simulate as test data (default: the connector's testMode)"}}},
         "SimulationResponse": object(&["results"], json!({"results": {"type": "array", "items": object(
             &["index", "status", "mapped", "member", "points", "awards", "trace"],

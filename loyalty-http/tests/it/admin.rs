@@ -563,3 +563,47 @@ async fn nul_characters_are_refused_before_any_store_sees_them() {
         .await;
     assert_eq!(simulated["results"][0]["status"], "accepted");
 }
+
+/// JSON Schema, and so the OpenAPI document, takes `30.0` for the integer 30: so does the API.
+#[tokio::test]
+async fn whole_numbers_with_a_zero_fraction_are_integers() {
+    let server = TestServer::start().await;
+    let (program, admin) = server.program().await;
+    let connector = server
+        .ok(
+            Method::POST,
+            &format!("/v1/programs/{program}/connectors"),
+            &admin,
+            Some(json!({"name": "Article Read", "eventType": "custom.basic", "auth": {"type": "queryToken", "token": "s3cret-token-1"}, "mapping": SEED_MAPPING, "maxEventAgeDays": 30.0})),
+        )
+        .await;
+    assert_eq!(connector["maxEventAgeDays"], 30);
+    let cid = connector["id"].as_str().unwrap();
+    let rule = server
+        .ok(
+            Method::POST,
+            &format!("/v1/programs/{program}/rules"),
+            &admin,
+            Some(json!({"name": "All", "connectorId": cid, "points": {"fixed": 10.0}, "priority": 2.0, "limits": [{"count": 1.0, "per": "day"}]})),
+        )
+        .await;
+    assert_eq!(
+        (&rule["points"], &rule["priority"], &rule["limits"]),
+        (
+            &json!({"fixed": 10}),
+            &json!(2),
+            &json!([{"count": 1, "per": "day"}])
+        )
+    );
+    check(
+        &server,
+        &api_json(
+            Method::POST,
+            format!("/v1/programs/{program}/rules"),
+            &admin,
+            json!({"name": "Half", "connectorId": cid, "points": {"fixed": 10.5}}),
+        ),
+        &expect(StatusCode::UNPROCESSABLE_ENTITY).at("/points/fixed"),
+    )
+    .await;
+}
