@@ -92,7 +92,8 @@ export ST_ROOT_TOKEN="$ROOT_TOKEN" ST_PROGRAM_ID="$PROGRAM_ID" ST_CONNECTOR_ID="
   ST_CONNECTOR_TOKEN="$CONNECTOR_TOKEN" ST_RULE_ID="$RULE_ID" ST_EVENT_ID="$EVENT_ID" \
   ST_MEMBER_ID="$MEMBER_ID" ST_DOOMED_CONNECTOR_ID="$DOOMED_CONNECTOR_ID" \
   ST_DOOMED_RULE_ID="$DOOMED_RULE_ID" ST_SPARE_CONNECTOR_ID="$SPARE_CONNECTOR_ID" \
-  ST_PURCHASE_CONNECTOR_ID="$PURCHASE_CONNECTOR_ID" ST_MAPPING="$MAPPING"
+  ST_PURCHASE_CONNECTOR_ID="$PURCHASE_CONNECTOR_ID" ST_MAPPING="$MAPPING" \
+  ST_HOOKS="$ROOT/scripts/schemathesis/hooks.py"
 
 # Two runs: the unit phases reach the seeded resources through fixed ids; the stateful phase
 # chains calls through the ids that responses return, which fixed ids would override.
