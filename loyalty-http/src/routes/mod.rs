@@ -53,6 +53,17 @@ const fn query(name: &'static str, schema: &'static str, description: &'static s
     }
 }
 
+const fn required_query(
+    name: &'static str,
+    schema: &'static str,
+    description: &'static str,
+) -> QueryParam {
+    QueryParam {
+        required: true,
+        ..query(name, schema, description)
+    }
+}
+
 const PAGE: [QueryParam; 2] = [
     query("limit", LIMIT, "items per page"),
     query("cursor", CURSOR, "the nextCursor of the previous page"),
@@ -104,7 +115,7 @@ pub static ROUTES: &[RouteDoc] = &[
     route!("get" "/v1/programs/{programId}/rules/{ruleId}", "getRule", "Read an earning rule", Program, &[], None, 200, Some(("Rule", JSON)), rules::read),
     route!("put" "/v1/programs/{programId}/rules/{ruleId}", "replaceRule", "Replace an earning rule", Program, &[], Some("RuleSpec"), 200, Some(("Rule", JSON)), rules::replace),
     route!("delete" "/v1/programs/{programId}/rules/{ruleId}", "deleteRule", "Delete an earning rule", Program, &[], None, 204, None, rules::remove),
-    route!("get" "/v1/programs/{programId}/members", "findMember", "The member with an identifier", Program, &[query("kind", STRING, "the identifier's kind (default: the program's)"), QueryParam { name: "value", required: true, schema: STRING, description: "the identifier, normalised as events' are" }], None, 200, Some(("Member", JSON)), members::find),
+    route!("get" "/v1/programs/{programId}/members", "findMember", "The member with an identifier", Program, &[query("kind", STRING, "the identifier's kind (default: the program's)"), required_query("value", STRING, "the identifier, normalised as events' are")], None, 200, Some(("Member", JSON)), members::find),
     route!("get" "/v1/programs/{programId}/members/{memberId}", "getMember", "A member with its balance", Program, &[], None, 200, Some(("Member", JSON)), members::read),
     route!("get" "/v1/programs/{programId}/members/{memberId}/activity", "memberActivity", "A member's events and ledger entries, newest first", Program, &PAGE, None, 200, Some(("ActivityPage", JSON)), members::activity),
     route!("get" "/v1/programs/{programId}/events", "listEvents", "The event log, newest first", Program, &[query("connectorId", STRING, "only this connector's events"), query("status", STATUS, "only items of this status"), query("memberId", STRING, "only this member's events"), query("since", DATE_TIME, "received at or after"), query("until", DATE_TIME, "received before"), query("test", FLAG, "only test (true) or live (false) events"), PAGE[0], PAGE[1]], None, 200, Some(("EventPage", JSON)), events::list),
