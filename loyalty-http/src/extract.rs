@@ -1,16 +1,19 @@
-//! Request plumbing shared by the handlers: admin authorisation, JSON bodies with located
-//! errors, query strings.
+//! Request plumbing shared by the handlers: admin authorisation and JSON bodies as
+//! extractors (whose rejections are problem documents), query strings, bounded bodies.
 
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use loyalty_core::ids::ProgramId;
 use loyalty_core::program::program_of_token;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 /// Who is calling an admin route.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Caller {
+enum Caller {
     Root,
     Program(ProgramId),
 }
@@ -30,7 +33,7 @@ fn bearer(headers: &HeaderMap) -> ApiResult<&str> {
 }
 
 /// Authenticates the caller: the root token, or a program's own token.
-pub async fn caller(state: &AppState, headers: &HeaderMap) -> ApiResult<Caller> {
+async fn caller(state: &AppState, headers: &HeaderMap) -> ApiResult<Caller> {
     let token = bearer(headers)?;
     if state.config.root_token_hash.matches(token.as_bytes()) {
         return Ok(Caller::Root);
@@ -43,85 +46,133 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> ApiResult<Caller> 
     }
 }
 
-/// Root only.
-pub async fn require_root(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-    match caller(state, headers).await? {
-        Caller::Root => Ok(()),
-        Caller::Program(_) => Err(ApiError::Forbidden),
+/// A request authorised with the root token; a program's token is 403.
+#[derive(Clone, Copy, Debug)]
+pub struct RootAdmin;
+
+impl FromRequestParts<AppState> for RootAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        match caller(state, &parts.headers).await? {
+            Caller::Root => Ok(RootAdmin),
+            Caller::Program(_) => Err(ApiError::Forbidden),
+        }
     }
 }
 
-/// The root token, or this program's own token; another program's token is 403.
-pub async fn require_program(
-    state: &AppState,
-    headers: &HeaderMap,
-    program: &ProgramId,
-) -> ApiResult<()> {
-    match caller(state, headers).await? {
-        Caller::Root => Ok(()),
-        Caller::Program(own) if own == *program => Ok(()),
-        Caller::Program(_) => Err(ApiError::Forbidden),
+/// A request authorised for the program named by the path's `{program_id}`: the root token
+/// or that program's own token (another program's token is 403). Holds the program's id.
+#[derive(Clone, Debug)]
+pub struct ProgramAdmin(pub ProgramId);
+
+impl FromRequestParts<AppState> for ProgramAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let PathIds(ProgramPath { program_id }) =
+            PathIds::<ProgramPath>::from_request_parts(parts, state).await?;
+        let program = ProgramId::new(program_id);
+        match caller(state, &parts.headers).await? {
+            Caller::Root => Ok(ProgramAdmin(program)),
+            Caller::Program(own) if own == program => Ok(ProgramAdmin(program)),
+            Caller::Program(_) => Err(ApiError::Forbidden),
+        }
     }
 }
 
-/// Authorises a program route (root token or this program's own): the program's id.
-pub async fn program_access(
-    state: &AppState,
-    headers: &HeaderMap,
-    program: String,
-) -> ApiResult<ProgramId> {
-    let program = ProgramId::new(program);
-    require_program(state, headers, &program).await?;
-    Ok(program)
+#[derive(Deserialize)]
+struct ProgramPath {
+    program_id: String,
 }
 
-/// Authorises a program route, then reads its JSON body (admin body limit): an object to
-/// store (see `json_body`).
-pub async fn program_access_with_body<T: DeserializeOwned>(
-    state: &AppState,
-    headers: &HeaderMap,
-    program: String,
-    body: axum::body::Body,
-) -> ApiResult<(ProgramId, T)> {
-    program_access_and_body(state, headers, program, body, json_body).await
+/// The ids in a route's path, by name (a struct whose fields are the route's parameters,
+/// any subset of them). A segment that is not UTF-8 once decoded names nothing: 404, as for
+/// an unknown route.
+#[derive(Clone, Debug)]
+pub struct PathIds<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PathIds<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(ids)) => Ok(PathIds(ids)),
+            Err(_) => Err(ApiError::RouteNotFound),
+        }
+    }
 }
 
-/// As `program_access_with_body`, for a body that is not stored (a simulation's payload may
-/// hold anything an ingested item may).
-pub async fn program_access_with_transient_body<T: DeserializeOwned>(
-    state: &AppState,
-    headers: &HeaderMap,
-    program: String,
-    body: axum::body::Body,
-) -> ApiResult<(ProgramId, T)> {
-    program_access_and_body(state, headers, program, body, parse_body).await
+/// What an admin route's JSON body may be.
+pub trait RequestBody: DeserializeOwned {
+    /// Whether the body is stored: a stored body may not hold a NUL character (see
+    /// `json_body`); a body that is only evaluated (a simulation's payload) may hold anything
+    /// an ingested item may.
+    const STORED: bool = true;
 }
 
-async fn program_access_and_body<T>(
-    state: &AppState,
-    headers: &HeaderMap,
-    program: String,
-    body: axum::body::Body,
-    parse: fn(&[u8]) -> ApiResult<T>,
-) -> ApiResult<(ProgramId, T)> {
-    let program = program_access(state, headers, program).await?;
-    let bytes = read_body(headers, body, state.config.max_admin_body_bytes).await?;
-    Ok((program, parse(&bytes)?))
+impl RequestBody for loyalty_core::program::ProgramSpec {}
+impl RequestBody for loyalty_core::connector::ConnectorSpec {}
+impl RequestBody for loyalty_core::rules::RuleSpec {}
+
+/// An admin route's JSON body, read within the admin body limit: a body over it is 413, one
+/// that is not JSON 400 with line and column, one of the wrong shape 422 with the JSON path
+/// of the field (all problem documents, from `error.rs`).
+#[derive(Clone, Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: RequestBody> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> ApiResult<Self> {
+        let (parts, body) = request.into_parts();
+        let bytes = read_body(&parts.headers, body, state.config.max_admin_body_bytes).await?;
+        let value = if T::STORED {
+            json_body(&bytes)?
+        } else {
+            parse_body(&bytes)?
+        };
+        Ok(JsonBody(value))
+    }
 }
 
 /// Parses the JSON body of an object to store; a syntax error is 400 with line and column, a
 /// shape error is 422 with the JSON path of the field, and so is a NUL character anywhere in
 /// it: PostgreSQL's text cannot hold one, so no store takes one (an ingested item's raw JSON
-/// keeps its `\u0000` escapes as written).
-pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let value = parse_json(bytes)?;
+/// keeps its `\u0000` escapes as written). A number written with a zero fraction (`30.0`) is
+/// the integer it equals, as JSON Schema (and so the OpenAPI document) reads it.
+fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let mut value = parse_json(bytes)?;
     if let Some(path) = nul_character_at(&value, &mut String::new()) {
         return Err(ApiError::InvalidField {
             path,
             message: "NUL characters (\\u0000) are not allowed here".into(),
         });
     }
+    whole_numbers_as_integers(&mut value);
     deserialize(value)
+}
+
+/// Rewrites every number with a zero fraction that fits an `i64` or a `u64` as that integer.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    // 2^63 and 2^64: the first numbers past i64::MAX and u64::MAX, exactly as f64s.
+    const TWO_TO_63: f64 = 9_223_372_036_854_775_808.0;
+    const TWO_TO_64: f64 = 18_446_744_073_709_551_616.0;
+    match value {
+        Value::Number(number) => {
+            if let Some(float) = number.as_f64().filter(|_| number.is_f64()) {
+                if float.fract() == 0.0 && (-TWO_TO_63..TWO_TO_63).contains(&float) {
+                    *value = Value::from(float as i64);
+                } else if float.fract() == 0.0 && (0.0..TWO_TO_64).contains(&float) {
+                    *value = Value::from(float as u64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// The JSON pointer of the first string or key with a NUL character.
@@ -206,9 +257,21 @@ pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// An admin route's query string, decoded, once the caller is authorised: a NUL character is
-/// refused (400), as no id or filter holds one and PostgreSQL's text cannot.
-pub fn admin_query_pairs(query: Option<&str>) -> ApiResult<Vec<(String, String)>> {
+/// An admin route's query string as decoded (name, value) pairs. Put it after the admin
+/// extractor, so that it is read once the caller is authorised: a NUL character is refused
+/// (400), as no id or filter holds one and PostgreSQL's text cannot.
+#[derive(Clone, Debug)]
+pub struct AdminQuery(pub Vec<(String, String)>);
+
+impl FromRequestParts<AppState> for AdminQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> ApiResult<Self> {
+        admin_query_pairs(parts.uri.query()).map(AdminQuery)
+    }
+}
+
+fn admin_query_pairs(query: Option<&str>) -> ApiResult<Vec<(String, String)>> {
     let pairs = query_pairs(query);
     if pairs
         .iter()
@@ -275,4 +338,25 @@ pub async fn read_body(
             ApiError::BadRequest(format!("the body could not be read: {text}"))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn whole_numbers_are_integers_and_fractions_stay() {
+        let mut value = json!({"a": 30.0, "b": [-2.0, 2.5, 1e300, -0.0], "c": {"d": 1.8446744073709552e19, "e": 7}});
+        whole_numbers_as_integers(&mut value);
+        assert_eq!(
+            value,
+            json!({"a": 30, "b": [-2, 2.5, 1e300, 0], "c": {"d": 1.8446744073709552e19, "e": 7}})
+        );
+        assert!(value["a"].is_i64() && value["b"][3].is_i64());
+        let big = 9_223_372_036_854_775_808.0_f64;
+        let mut value = json!(big);
+        whole_numbers_as_integers(&mut value);
+        assert_eq!(value.as_u64(), Some(9_223_372_036_854_775_808));
+    }
 }

@@ -1,7 +1,8 @@
 //! The HTTP front end of the loyalty engine, with axum: the ingestion endpoint and the admin
-//! API of `API.md`, problem details for every error, structured request logs, Prometheus
-//! metrics and an OpenAPI document. Handlers are thin: each one authorises, calls one
-//! [`Engine`] operation and shapes its answer.
+//! API (described by the OpenAPI document at `/openapi.json`, committed as `openapi.json`),
+//! problem details for every error, structured request logs and Prometheus metrics. Handlers
+//! are thin: extractors authorise the caller and read the body, the handler calls one
+//! [`Engine`] operation and returns a typed answer.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -17,9 +18,13 @@
 //! # }
 //! ```
 
+// The OpenAPI schemas are large `json!` literals.
+#![recursion_limit = "256"]
+
 pub mod error;
 mod extract;
 pub mod metrics;
+mod offload;
 pub mod openapi;
 mod request_log;
 mod routes;

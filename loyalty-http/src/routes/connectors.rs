@@ -1,154 +1,154 @@
 //! `/v1/programs/{pid}/connectors`: CRUD, simulation, purge.
 
+use super::Items;
 use crate::error::ApiResult;
-use crate::extract::{
-    program_access, program_access_with_body, program_access_with_transient_body,
-};
+use crate::extract::{JsonBody, PathIds, ProgramAdmin, RequestBody};
 use crate::AppState;
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
 use loyalty_core::auth::GeneratedCredentials;
-use loyalty_core::connector::ConnectorSpec;
+use loyalty_core::connector::{ConnectorSpec, ConnectorView};
+use loyalty_core::engine::SimulationResponse;
 use loyalty_core::ids::ConnectorId;
+use loyalty_core::ledger::PurgeCounts;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/programs/{program_id}/connectors",
-            get(list).post(create),
-        )
-        .route(
-            "/v1/programs/{program_id}/connectors/{connector_id}",
-            get(read).put(replace).delete(remove),
-        )
-        .route(
-            "/v1/programs/{program_id}/connectors/{connector_id}/simulate",
-            post(simulate),
-        )
-        .route(
-            "/v1/programs/{program_id}/connectors/{connector_id}/purge",
-            post(purge),
-        )
+#[derive(Deserialize)]
+pub(crate) struct ConnectorPath {
+    connector_id: String,
 }
 
-async fn create(
+impl ConnectorPath {
+    fn id(self) -> ConnectorId {
+        ConnectorId::new(self.connector_id)
+    }
+}
+
+pub(crate) async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(program_id): Path<String>,
-    body: Body,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (program_id, spec): (_, ConnectorSpec) =
-        program_access_with_body(&state, &headers, program_id, body).await?;
+    ProgramAdmin(program_id): ProgramAdmin,
+    JsonBody(spec): JsonBody<ConnectorSpec>,
+) -> ApiResult<(StatusCode, Json<ConnectorView>)> {
     let view = state.engine.create_connector(&program_id, spec).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::to_value(view).unwrap_or_default()),
-    ))
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(program_id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let program_id = program_access(&state, &headers, program_id).await?;
+    ProgramAdmin(program_id): ProgramAdmin,
+) -> ApiResult<Json<Items<ConnectorView>>> {
     let none = GeneratedCredentials::default();
-    let items: Vec<_> = state
+    let items = state
         .engine
         .list_connectors(&program_id)
         .await?
         .iter()
         .map(|c| c.view(&none))
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Items::new(items)))
 }
 
-async fn read(
+pub(crate) async fn read(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((program_id, connector_id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let program_id = program_access(&state, &headers, program_id).await?;
-    let connector = state
-        .engine
-        .get_connector(&program_id, &ConnectorId::new(connector_id))
-        .await?;
-    Ok(Json(
-        serde_json::to_value(connector.view(&GeneratedCredentials::default())).unwrap_or_default(),
-    ))
+    ProgramAdmin(program_id): ProgramAdmin,
+    PathIds(path): PathIds<ConnectorPath>,
+) -> ApiResult<Json<ConnectorView>> {
+    let connector = state.engine.get_connector(&program_id, &path.id()).await?;
+    Ok(Json(connector.view(&GeneratedCredentials::default())))
 }
 
-async fn replace(
+pub(crate) async fn replace(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((program_id, connector_id)): Path<(String, String)>,
-    body: Body,
-) -> ApiResult<Json<Value>> {
-    let (program_id, spec): (_, ConnectorSpec) =
-        program_access_with_body(&state, &headers, program_id, body).await?;
+    ProgramAdmin(program_id): ProgramAdmin,
+    PathIds(path): PathIds<ConnectorPath>,
+    JsonBody(spec): JsonBody<ConnectorSpec>,
+) -> ApiResult<Json<ConnectorView>> {
     let view = state
         .engine
-        .replace_connector(&program_id, &ConnectorId::new(connector_id), spec)
+        .replace_connector(&program_id, &path.id(), spec)
         .await?;
-    Ok(Json(serde_json::to_value(view).unwrap_or_default()))
+    Ok(Json(view))
 }
 
-async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((program_id, connector_id)): Path<(String, String)>,
+    ProgramAdmin(program_id): ProgramAdmin,
+    PathIds(path): PathIds<ConnectorPath>,
 ) -> ApiResult<StatusCode> {
-    let program_id = program_access(&state, &headers, program_id).await?;
     state
         .engine
-        .delete_connector(&program_id, &ConnectorId::new(connector_id))
+        .delete_connector(&program_id, &path.id())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SimulateBody {
-    payload: Value,
+pub(crate) struct SimulateBody {
+    payload: Payload,
+    /// A mapping to try instead of the connector's: a string when given (`null` is no mapping
+    /// to try, so it is refused rather than taken for the connector's).
+    #[serde(default, deserialize_with = "present_string")]
     mapping: Option<String>,
     test: Option<bool>,
 }
 
-async fn simulate(
+/// What a sender may post: one event (an object) or a bulk (an array).
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "an object (one event) or an array (a bulk)")]
+enum Payload {
+    One(serde_json::Map<String, Value>),
+    Bulk(Vec<Value>),
+}
+
+impl From<Payload> for Value {
+    fn from(payload: Payload) -> Self {
+        match payload {
+            Payload::One(object) => Value::Object(object),
+            Payload::Bulk(items) => Value::Array(items),
+        }
+    }
+}
+
+fn present_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    String::deserialize(deserializer).map(Some)
+}
+
+impl RequestBody for SimulateBody {
+    const STORED: bool = false;
+}
+
+pub(crate) async fn simulate(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((program_id, connector_id)): Path<(String, String)>,
-    body: Body,
-) -> ApiResult<Json<Value>> {
-    let (program_id, request): (_, SimulateBody) =
-        program_access_with_transient_body(&state, &headers, program_id, body).await?;
+    ProgramAdmin(program_id): ProgramAdmin,
+    PathIds(path): PathIds<ConnectorPath>,
+    JsonBody(request): JsonBody<SimulateBody>,
+) -> ApiResult<Json<SimulationResponse>> {
     let response = state
         .engine
         .simulate(
             &program_id,
-            &ConnectorId::new(connector_id),
-            request.payload,
+            &path.id(),
+            request.payload.into(),
             request.mapping.as_deref(),
             request.test,
         )
         .await?;
-    Ok(Json(serde_json::to_value(response).unwrap_or_default()))
+    Ok(Json(response))
 }
 
-async fn purge(
+pub(crate) async fn purge(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((program_id, connector_id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let program_id = program_access(&state, &headers, program_id).await?;
+    ProgramAdmin(program_id): ProgramAdmin,
+    PathIds(path): PathIds<ConnectorPath>,
+) -> ApiResult<Json<PurgeCounts>> {
     let counts = state
         .engine
-        .purge_test_data(&program_id, &ConnectorId::new(connector_id))
+        .purge_test_data(&program_id, &path.id())
         .await?;
-    Ok(Json(serde_json::to_value(counts).unwrap_or_default()))
+    Ok(Json(counts))
 }

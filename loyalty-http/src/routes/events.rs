@@ -2,22 +2,14 @@
 
 use super::members::limit_of;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{admin_query_pairs, program_access, query_flag, query_value};
+use crate::extract::{query_flag, query_value, AdminQuery, PathIds, ProgramAdmin};
 use crate::AppState;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::State;
+use axum::Json;
 use chrono::{DateTime, Utc};
 use loyalty_core::ids::{ConnectorId, EventId, MemberId};
-use loyalty_core::ledger::{EventFilter, ItemStatus};
-use serde_json::Value;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/programs/{program_id}/events", get(list))
-        .route("/v1/programs/{program_id}/events/{event_id}", get(read))
-}
+use loyalty_core::ledger::{EventFilter, ItemStatus, LogEntry, Page};
+use serde::Deserialize;
 
 fn time_of(pairs: &[(String, String)], name: &str) -> ApiResult<Option<DateTime<Utc>>> {
     query_value(pairs, name)?
@@ -32,14 +24,11 @@ fn time_of(pairs: &[(String, String)], name: &str) -> ApiResult<Option<DateTime<
         .transpose()
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(program_id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let program_id = program_access(&state, &headers, program_id).await?;
-    let pairs = admin_query_pairs(query.as_deref())?;
+    ProgramAdmin(program_id): ProgramAdmin,
+    AdminQuery(pairs): AdminQuery,
+) -> ApiResult<Json<Page<LogEntry>>> {
     let status = query_value(&pairs, "status")?
         .map(|s| {
             ItemStatus::parse(s).ok_or_else(|| ApiError::InvalidField {
@@ -65,18 +54,22 @@ async fn list(
             query_value(&pairs, "cursor")?,
         )
         .await?;
-    Ok(Json(serde_json::to_value(page).unwrap_or_default()))
+    Ok(Json(page))
 }
 
-async fn read(
+#[derive(Deserialize)]
+pub(crate) struct EventPath {
+    event_id: String,
+}
+
+pub(crate) async fn read(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((program_id, event_id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let program_id = program_access(&state, &headers, program_id).await?;
+    ProgramAdmin(program_id): ProgramAdmin,
+    PathIds(path): PathIds<EventPath>,
+) -> ApiResult<Json<LogEntry>> {
     let event = state
         .engine
-        .get_event(&program_id, &EventId::new(event_id))
+        .get_event(&program_id, &EventId::new(path.event_id))
         .await?;
-    Ok(Json(serde_json::to_value(event).unwrap_or_default()))
+    Ok(Json(event))
 }

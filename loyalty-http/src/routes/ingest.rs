@@ -2,43 +2,39 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{query_flag, query_pairs, read_body};
+use crate::offload::{Offload, Panicked};
 use crate::request_log::IngestSummary;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use loyalty_core::engine::{IncomingRequest, IngestResponse};
 use loyalty_core::ledger::ItemStatus;
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
-use tokio::runtime::RuntimeFlavor;
 use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 
-pub fn router() -> Router<AppState> {
-    // Websites and tag managers post from browsers, so a connector's endpoint answers CORS
-    // preflights for any origin: it authenticates with the connector's token or signature,
-    // never a cookie, and a connector's token header is its own choice (mirrored). The admin
-    // routes stay same-origin.
-    let cors = CorsLayer::new()
+/// The CORS policy of a connector's endpoint. Websites and tag managers post from browsers, so
+/// it answers preflights for any origin: it authenticates with the connector's token or
+/// signature, never a cookie, and a connector's token header is its own choice (mirrored). The
+/// admin routes stay same-origin.
+pub(crate) fn cors() -> CorsLayer {
+    CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::POST])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
-        .max_age(Duration::from_secs(600));
-    // The CORS layer answers a preflight before any handler; the OPTIONS route only makes the
-    // method reach it (axum would answer 405 first), and answers a plain OPTIONS.
-    Router::new()
-        .route(
-            "/v1/incoming/{connector_id}",
-            post(ingest).options(|| async { StatusCode::NO_CONTENT }),
-        )
-        .layer(cors)
+        .max_age(Duration::from_secs(600))
 }
 
-async fn ingest(
+/// The CORS layer answers every OPTIONS request itself (200), before any handler: this route
+/// only makes the method reach it (axum would answer 405 first).
+pub(crate) async fn preflight() -> StatusCode {
+    StatusCode::OK
+}
+
+pub(crate) async fn ingest(
     State(state): State<AppState>,
     Path(connector_id): Path<String>,
     RawQuery(query): RawQuery,
@@ -113,37 +109,12 @@ async fn handle(
         test,
     };
     let authenticated = state.engine.authenticate(&request).await?;
-    // Mapping is CPU-bound and, for a hostile expression, slow: big bodies, bulks and
-    // connectors whose mapping has lately been slow are mapped away from the async workers'
-    // task queues, so that every other connector is served meanwhile.
-    let offload = bytes.len() > OFFLOAD_BODY_BYTES
-        || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
-        || authenticated.mapping_is_slow();
-    // A panic while mapping (a bug, in jsonata-core or ours, that some input reaches) is
-    // answered like a body that cannot be mapped, never by a dropped connection (the
-    // blocking pool's join error says the same).
-    let cannot_map = || ApiError::BadRequest("the request could not be mapped".into());
-    let map = || {
-        std::panic::catch_unwind(AssertUnwindSafe(|| {
-            state.engine.map_items(&authenticated, &bytes)
-        }))
-        .map_err(|_| cannot_map())
-    };
-    let batch = if !offload {
-        map()??
-    } else if tokio::runtime::Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
-        // The worker hands its queue to another thread and maps the request right here:
-        // where the blocking pool took the request to another thread and woke this task
-        // again afterwards, two wake-ups that left a tenth of the machine idle in bulks
-        // (BENCHMARKS.md). Not inside a `LocalSet`, where tokio refuses it: see `router`.
-        tokio::task::block_in_place(map)??
-    } else {
-        // A current-thread runtime (an embedder's choice) has no worker to hand over.
-        let engine = state.engine.clone();
-        tokio::task::spawn_blocking(move || engine.map_items(&authenticated, &bytes))
-            .await
-            .map_err(|_| cannot_map())??
-    };
+    let offload = Offload::for_body(&bytes, authenticated.mapping_is_slow());
+    let engine = state.engine.clone();
+    let batch = offload
+        .run(move || engine.map_items(&authenticated, &bytes))
+        .await
+        .map_err(|Panicked| ApiError::BadRequest("the request could not be mapped".into()))??;
     let response = state.engine.commit(batch).await?;
     summary.accepted = response.accepted;
     summary.duplicates = response.duplicates;
@@ -175,6 +146,3 @@ fn ingest_response(response: &IngestResponse) -> Response {
         Err(_) => Json(response).into_response(),
     }
 }
-
-/// Bodies above this size are mapped away from the async workers' queues (see `handle`).
-const OFFLOAD_BODY_BYTES: usize = 64 * 1024;

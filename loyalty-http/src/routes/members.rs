@@ -1,53 +1,49 @@
 //! `/v1/programs/{pid}/members`: lookup by identifier, profile, activity.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{admin_query_pairs, program_access, query_value};
+use crate::extract::{query_value, AdminQuery, PathIds, ProgramAdmin};
 use crate::AppState;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::State;
+use axum::Json;
 use loyalty_core::ids::MemberId;
-use serde_json::Value;
+use loyalty_core::ledger::{ActivityItem, Page};
+use loyalty_core::member::Member;
+use serde::Deserialize;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/programs/{program_id}/members", get(find))
-        .route("/v1/programs/{program_id}/members/{member_id}", get(read))
-        .route(
-            "/v1/programs/{program_id}/members/{member_id}/activity",
-            get(activity),
-        )
+#[derive(Deserialize)]
+pub(crate) struct MemberPath {
+    member_id: String,
 }
 
-async fn find(
+impl MemberPath {
+    fn id(self) -> MemberId {
+        MemberId::new(self.member_id)
+    }
+}
+
+pub(crate) async fn find(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(program_id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let program_id = program_access(&state, &headers, program_id).await?;
-    let pairs = admin_query_pairs(query.as_deref())?;
+    ProgramAdmin(program_id): ProgramAdmin,
+    AdminQuery(pairs): AdminQuery,
+) -> ApiResult<Json<Member>> {
     let kind = query_value(&pairs, "kind")?.unwrap_or("default");
     let value = query_value(&pairs, "value")?.ok_or_else(|| ApiError::InvalidField {
         path: "value".into(),
         message: "give the identifier as ?kind=K&value=V".into(),
     })?;
-    let member = state.engine.find_member(&program_id, kind, value).await?;
-    Ok(Json(serde_json::to_value(member).unwrap_or_default()))
+    Ok(Json(
+        state.engine.find_member(&program_id, kind, value).await?,
+    ))
 }
 
-async fn read(
+pub(crate) async fn read(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((program_id, member_id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let program_id = program_access(&state, &headers, program_id).await?;
-    let member = state
-        .engine
-        .get_member(&program_id, &MemberId::new(member_id))
-        .await?;
-    Ok(Json(serde_json::to_value(member).unwrap_or_default()))
+    ProgramAdmin(program_id): ProgramAdmin,
+    PathIds(path): PathIds<MemberPath>,
+) -> ApiResult<Json<Member>> {
+    Ok(Json(
+        state.engine.get_member(&program_id, &path.id()).await?,
+    ))
 }
 
 pub(crate) fn limit_of(pairs: &[(String, String)]) -> ApiResult<Option<usize>> {
@@ -61,22 +57,20 @@ pub(crate) fn limit_of(pairs: &[(String, String)]) -> ApiResult<Option<usize>> {
         .transpose()
 }
 
-async fn activity(
+pub(crate) async fn activity(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((program_id, member_id)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let program_id = program_access(&state, &headers, program_id).await?;
-    let pairs = admin_query_pairs(query.as_deref())?;
+    ProgramAdmin(program_id): ProgramAdmin,
+    PathIds(path): PathIds<MemberPath>,
+    AdminQuery(pairs): AdminQuery,
+) -> ApiResult<Json<Page<ActivityItem>>> {
     let page = state
         .engine
         .member_activity(
             &program_id,
-            &MemberId::new(member_id),
+            &path.id(),
             limit_of(&pairs)?,
             query_value(&pairs, "cursor")?,
         )
         .await?;
-    Ok(Json(serde_json::to_value(page).unwrap_or_default()))
+    Ok(Json(page))
 }

@@ -1,94 +1,75 @@
 //! `/v1/programs/{pid}/rules`: CRUD of earning rules.
 
+use super::Items;
 use crate::error::ApiResult;
-use crate::extract::{admin_query_pairs, program_access, program_access_with_body, query_value};
+use crate::extract::{query_value, AdminQuery, JsonBody, PathIds, ProgramAdmin};
 use crate::AppState;
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
 use loyalty_core::ids::{ConnectorId, RuleId};
-use loyalty_core::rules::RuleSpec;
-use serde_json::{json, Value};
+use loyalty_core::rules::{Rule, RuleSpec};
+use serde::Deserialize;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/programs/{program_id}/rules", get(list).post(create))
-        .route(
-            "/v1/programs/{program_id}/rules/{rule_id}",
-            get(read).put(replace).delete(remove),
-        )
+#[derive(Deserialize)]
+pub(crate) struct RulePath {
+    rule_id: String,
 }
 
-async fn create(
+impl RulePath {
+    fn id(self) -> RuleId {
+        RuleId::new(self.rule_id)
+    }
+}
+
+pub(crate) async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(program_id): Path<String>,
-    body: Body,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (program_id, spec): (_, RuleSpec) =
-        program_access_with_body(&state, &headers, program_id, body).await?;
+    ProgramAdmin(program_id): ProgramAdmin,
+    JsonBody(spec): JsonBody<RuleSpec>,
+) -> ApiResult<(StatusCode, Json<Rule>)> {
     let rule = state.engine.create_rule(&program_id, spec).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::to_value(rule).unwrap_or_default()),
-    ))
+    Ok((StatusCode::CREATED, Json(rule)))
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(program_id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let program_id = program_access(&state, &headers, program_id).await?;
-    let pairs = admin_query_pairs(query.as_deref())?;
+    ProgramAdmin(program_id): ProgramAdmin,
+    AdminQuery(pairs): AdminQuery,
+) -> ApiResult<Json<Items<Rule>>> {
     let connector = query_value(&pairs, "connectorId")?.map(ConnectorId::new);
     let rules = state
         .engine
         .list_rules(&program_id, connector.as_ref())
         .await?;
-    Ok(Json(json!({ "items": rules })))
+    Ok(Json(Items::new(rules)))
 }
 
-async fn read(
+pub(crate) async fn read(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((program_id, rule_id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let program_id = program_access(&state, &headers, program_id).await?;
+    ProgramAdmin(program_id): ProgramAdmin,
+    PathIds(path): PathIds<RulePath>,
+) -> ApiResult<Json<Rule>> {
+    Ok(Json(state.engine.get_rule(&program_id, &path.id()).await?))
+}
+
+pub(crate) async fn replace(
+    State(state): State<AppState>,
+    ProgramAdmin(program_id): ProgramAdmin,
+    PathIds(path): PathIds<RulePath>,
+    JsonBody(spec): JsonBody<RuleSpec>,
+) -> ApiResult<Json<Rule>> {
     let rule = state
         .engine
-        .get_rule(&program_id, &RuleId::new(rule_id))
+        .replace_rule(&program_id, &path.id(), spec)
         .await?;
-    Ok(Json(serde_json::to_value(rule).unwrap_or_default()))
+    Ok(Json(rule))
 }
 
-async fn replace(
+pub(crate) async fn remove(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((program_id, rule_id)): Path<(String, String)>,
-    body: Body,
-) -> ApiResult<Json<Value>> {
-    let (program_id, spec): (_, RuleSpec) =
-        program_access_with_body(&state, &headers, program_id, body).await?;
-    let rule = state
-        .engine
-        .replace_rule(&program_id, &RuleId::new(rule_id), spec)
-        .await?;
-    Ok(Json(serde_json::to_value(rule).unwrap_or_default()))
-}
-
-async fn remove(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((program_id, rule_id)): Path<(String, String)>,
+    ProgramAdmin(program_id): ProgramAdmin,
+    PathIds(path): PathIds<RulePath>,
 ) -> ApiResult<StatusCode> {
-    let program_id = program_access(&state, &headers, program_id).await?;
-    state
-        .engine
-        .delete_rule(&program_id, &RuleId::new(rule_id))
-        .await?;
+    state.engine.delete_rule(&program_id, &path.id()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

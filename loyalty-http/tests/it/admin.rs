@@ -1,5 +1,6 @@
 //! The admin API: every route, its statuses and its errors.
 
+use crate::check::*;
 use crate::harness::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -7,27 +8,21 @@ use serde_json::json;
 #[tokio::test]
 async fn programs() {
     let server = TestServer::start().await;
-    let (status, problem) = server
-        .call(
-            Method::POST,
-            "/v1/programs",
-            None,
-            Some(json!({"name": "x"})),
-        )
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
-    );
-    let (status, _) = server
-        .call(
-            Method::POST,
-            "/v1/programs",
-            Some("wrong"),
-            Some(json!({"name": "x"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let x = || Some(json!({"name": "x"}));
+    check_all(
+        &server,
+        [
+            (
+                api(Method::POST, "/v1/programs", None, x()),
+                expect(StatusCode::UNAUTHORIZED).code("unauthorized"),
+            ),
+            (
+                api(Method::POST, "/v1/programs", Some("wrong"), x()),
+                expect(StatusCode::UNAUTHORIZED),
+            ),
+        ],
+    )
+    .await;
     let (status, created) = server
         .call(Method::POST, "/v1/programs", Some(ROOT), Some(json!({"name": "Readers", "defaultIdentifierKind": "customerId", "enrollUnknownMembers": false})))
         .await;
@@ -47,66 +42,44 @@ async fn programs() {
         .await;
     assert_eq!(read["name"], "Readers");
     assert!(read.get("adminToken").is_none());
-    let (status, problem) = server
-        .call(Method::GET, "/v1/programs", Some(token), None)
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
-    );
-    let (status, _) = server
-        .call(
-            Method::POST,
-            "/v1/programs",
-            Some(token),
-            Some(json!({"name": "x"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, problem) = server
-        .call(
-            Method::POST,
-            "/v1/programs",
-            Some(ROOT),
-            Some(json!({"name": ""})),
-        )
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str(), problem["path"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("validation_failed"),
-            Some("/name")
-        )
-    );
-    let (status, problem) = server
-        .call(
-            Method::POST,
-            "/v1/programs",
-            Some(ROOT),
-            Some(json!({"name": 7})),
-        )
-        .await;
-    assert_eq!(
-        (status, problem["path"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("/name"))
-    );
-    let (status, _) = server
-        .call(Method::GET, "/v1/programs/prg_nope", Some(ROOT), None)
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let response = server
-        .client
-        .post(server.url("/v1/programs"))
-        .bearer_auth(ROOT)
-        .header("content-type", "application/json")
-        .body("{\"name\": ")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let problem: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(problem["code"], "invalid_json");
+    let programs = "/v1/programs";
+    check_all(
+        &server,
+        [
+            (
+                api(Method::GET, programs, Some(token), None),
+                expect(StatusCode::FORBIDDEN).code("forbidden"),
+            ),
+            (
+                api(Method::POST, programs, Some(token), x()),
+                expect(StatusCode::FORBIDDEN),
+            ),
+            (
+                api(
+                    Method::POST,
+                    programs,
+                    Some(ROOT),
+                    Some(json!({"name": ""})),
+                ),
+                expect(StatusCode::UNPROCESSABLE_ENTITY)
+                    .code("validation_failed")
+                    .at("/name"),
+            ),
+            (
+                api(Method::POST, programs, Some(ROOT), Some(json!({"name": 7}))),
+                expect(StatusCode::UNPROCESSABLE_ENTITY).at("/name"),
+            ),
+            (
+                api(Method::GET, "/v1/programs/prg_nope", Some(ROOT), None),
+                expect(StatusCode::NOT_FOUND),
+            ),
+            (
+                api_text(Method::POST, programs, Some(ROOT), "{\"name\": "),
+                expect(StatusCode::BAD_REQUEST).code("invalid_json"),
+            ),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -141,7 +114,7 @@ async fn connectors() {
         .await;
     assert_eq!(read["mapping"], SEED_MAPPING);
     assert!(read["auth"].get("token").is_none());
-    // API.md's create body, word for word, with its six-character token.
+    // The documented create body, word for word, with its six-character token.
     let example = server
         .ok(
             Method::POST,
@@ -166,41 +139,28 @@ async fn connectors() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{response}");
-    let (status, problem) = server
-        .call(
-            Method::POST,
-            &base,
-            Some(&admin),
-            Some(json!({"name": "x", "eventType": "custom.basic", "auth": {"type": "queryToken", "token": ""}, "mapping": SEED_MAPPING})),
-        )
-        .await;
-    assert_eq!(
-        (status, problem["path"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("/auth/token"))
-    );
-    for (auth, path) in [
-        (
-            json!({"type": "queryToken", "token": "t".repeat(513)}),
-            "/auth/token",
-        ),
-        (
-            json!({"type": "hubSignature", "secrets": ["s3cret", ""]}),
-            "/auth/secrets/1",
-        ),
-    ] {
-        let (status, problem) = server
-            .call(
-                Method::POST,
-                &base,
-                Some(&admin),
-                Some(json!({"name": "x", "eventType": "custom.basic", "auth": auth, "mapping": SEED_MAPPING})),
-            )
-            .await;
-        assert_eq!(
-            (status, problem["path"].as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some(path))
-        );
-    }
+    let with_auth = |auth: serde_json::Value| {
+        let body = json!({"name": "x", "eventType": "custom.basic", "auth": auth, "mapping": SEED_MAPPING});
+        api_json(Method::POST, &base, &admin, body)
+    };
+    check_all(
+        &server,
+        [
+            (
+                with_auth(json!({"type": "queryToken", "token": ""})),
+                expect(StatusCode::UNPROCESSABLE_ENTITY).at("/auth/token"),
+            ),
+            (
+                with_auth(json!({"type": "queryToken", "token": "t".repeat(513)})),
+                expect(StatusCode::UNPROCESSABLE_ENTITY).at("/auth/token"),
+            ),
+            (
+                with_auth(json!({"type": "hubSignature", "secrets": ["s3cret", ""]})),
+                expect(StatusCode::UNPROCESSABLE_ENTITY).at("/auth/secrets/1"),
+            ),
+        ],
+    )
+    .await;
     // PUT without the token keeps it.
     let replaced = server
         .ok(
@@ -225,52 +185,45 @@ async fn connectors() {
     let logged = server.logged_event(&program, &admin, event).await;
     assert_eq!(logged["test"], true, "testMode stores test data");
     // Invalid mapping: 422 with the engine's message and the position.
-    let (status, problem) = server
-        .call(
-            Method::POST,
-            &base,
-            Some(&admin),
-            Some(json!({"name": "Bad", "eventType": "custom.basic", "auth": {"type": "queryToken"}, "mapping": "{ \"a\": foo bar }"})),
-        )
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_mapping"))
-    );
-    assert_eq!(
-        (problem["line"].as_i64(), problem["column"].as_i64()),
-        (Some(1), Some(12))
-    );
+    let problem = check(
+        &server,
+        &api_json(Method::POST, &base, &admin, json!({"name": "Bad", "eventType": "custom.basic", "auth": {"type": "queryToken"}, "mapping": "{ \"a\": foo bar }"})),
+        &expect(StatusCode::UNPROCESSABLE_ENTITY)
+            .code("invalid_mapping")
+            .position(1, 12),
+    )
+    .await;
     assert!(
         problem["message"].as_str().unwrap().contains("S02"),
         "{problem}"
     );
-    let (status, problem) = server
-        .call(Method::POST, &base, Some(&admin), Some(json!({"name": "Bad", "eventType": "custom.other", "auth": {"type": "queryToken"}, "mapping": "$"})))
-        .await;
-    assert_eq!(
-        (status, problem["path"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("/eventType"))
-    );
-    let (status, problem) = server
-        .call(Method::POST, &base, Some(&admin), Some(json!({"name": "Bad", "eventType": "custom.basic", "auth": {"type": "hubSignature", "algorithm": "md5"}, "mapping": "$"})))
-        .await;
-    assert_eq!(
-        (status, problem["path"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("/auth/algorithm"))
-    );
-    let (status, _) = server
-        .call(Method::DELETE, &format!("{base}/{cid}"), Some(&admin), None)
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = server
-        .call(Method::GET, &format!("{base}/{cid}"), Some(&admin), None)
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = server
-        .send(cid, &format!("?token={generated}"), &[], "{}")
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    let one = format!("{base}/{cid}");
+    check_all(
+        &server,
+        [
+            (
+                api_json(Method::POST, &base, &admin, json!({"name": "Bad", "eventType": "custom.other", "auth": {"type": "queryToken"}, "mapping": "$"})),
+                expect(StatusCode::UNPROCESSABLE_ENTITY).at("/eventType"),
+            ),
+            (
+                api_json(Method::POST, &base, &admin, json!({"name": "Bad", "eventType": "custom.basic", "auth": {"type": "hubSignature", "algorithm": "md5"}, "mapping": "$"})),
+                expect(StatusCode::UNPROCESSABLE_ENTITY).at("/auth/algorithm"),
+            ),
+            (
+                api(Method::DELETE, &one, Some(&admin), None),
+                expect(StatusCode::NO_CONTENT),
+            ),
+            (
+                api(Method::GET, &one, Some(&admin), None),
+                expect(StatusCode::NOT_FOUND),
+            ),
+            (
+                ingest(cid, format!("?token={generated}"), &[], "{}"),
+                expect(StatusCode::NOT_FOUND),
+            ),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -327,41 +280,35 @@ async fn rules() {
         .ok(Method::GET, &format!("{base}/{rid}"), &admin, None)
         .await;
     assert_eq!(read["points"]["perCounter"]["counter"], "total");
-    let (status, problem) = server
-        .call(Method::POST, &base, Some(&admin), Some(json!({"name": "Bad", "connectorId": cid, "points": {"fixed": 1}, "conditions": {"all": [{"tag": "t", "op": "like", "value": 1}]}})))
-        .await;
-    assert_eq!(
-        (status, problem["path"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("/conditions/all/0/op")
-        )
-    );
-    let (status, problem) = server
-        .call(Method::POST, &base, Some(&admin), Some(json!({"name": "Bad", "connectorId": cid, "points": {"perAmount": {"points": 1, "per": 1}}})))
-        .await;
-    assert_eq!(
-        (status, problem["path"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("/connectorId")),
-        "perAmount needs a purchase connector"
-    );
-    let (status, _) = server
-        .call(
-            Method::POST,
-            &base,
-            Some(&admin),
-            Some(json!({"name": "Bad", "connectorId": "con_nope", "points": {"fixed": 1}})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = server
-        .call(Method::DELETE, &format!("{base}/{rid}"), Some(&admin), None)
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = server
-        .call(Method::GET, &format!("{base}/{rid}"), Some(&admin), None)
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    let one = format!("{base}/{rid}");
+    check_all(
+        &server,
+        [
+            (
+                api_json(Method::POST, &base, &admin, json!({"name": "Bad", "connectorId": cid, "points": {"fixed": 1}, "conditions": {"all": [{"tag": "t", "op": "like", "value": 1}]}})),
+                expect(StatusCode::UNPROCESSABLE_ENTITY).at("/conditions/all/0/op"),
+            ),
+            (
+                api_json(Method::POST, &base, &admin, json!({"name": "Bad", "connectorId": cid, "points": {"perAmount": {"points": 1, "per": 1}}})),
+                expect(StatusCode::UNPROCESSABLE_ENTITY)
+                    .at("/connectorId")
+                    .because("perAmount needs a purchase connector"),
+            ),
+            (
+                api_json(Method::POST, &base, &admin, json!({"name": "Bad", "connectorId": "con_nope", "points": {"fixed": 1}})),
+                expect(StatusCode::UNPROCESSABLE_ENTITY),
+            ),
+            (
+                api(Method::DELETE, &one, Some(&admin), None),
+                expect(StatusCode::NO_CONTENT),
+            ),
+            (
+                api(Method::GET, &one, Some(&admin), None),
+                expect(StatusCode::NOT_FOUND),
+            ),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -429,24 +376,23 @@ async fn members_activity_and_events() {
         .await;
     assert_eq!(read["balance"], 50);
     assert!(read["createdAt"].is_string());
-    let (status, _) = server
-        .call(
-            Method::GET,
-            &format!("/v1/programs/{program}/members?kind=email&value=bob@example.com"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = server
-        .call(
-            Method::GET,
-            &format!("/v1/programs/{program}/members/mem_nope"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    let get = |path: String| api(Method::GET, path, Some(&admin), None);
+    check_all(
+        &server,
+        [
+            (
+                get(format!(
+                    "/v1/programs/{program}/members?kind=email&value=bob@example.com"
+                )),
+                expect(StatusCode::NOT_FOUND),
+            ),
+            (
+                get(format!("/v1/programs/{program}/members/mem_nope")),
+                expect(StatusCode::NOT_FOUND),
+            ),
+        ],
+    )
+    .await;
     // Activity, paginated.
     let first = server
         .ok(
@@ -495,75 +441,53 @@ async fn members_activity_and_events() {
         .await;
     assert_eq!(log["items"].as_array().unwrap().len(), 2);
     assert!(log["nextCursor"].is_string());
-    let (status, problem) = server
-        .call(
-            Method::GET,
-            &format!("/v1/programs/{program}/events?status=weird"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, problem["path"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("status"))
-    );
-    let (status, _) = server
-        .call(
-            Method::GET,
-            &format!("/v1/programs/{program}/events?cursor=zzz"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = server
-        .call(
-            Method::GET,
-            &format!("/v1/programs/{program}/events?limit=0"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = server
-        .call(
-            Method::GET,
-            &format!("/v1/programs/{program}/events/evt_nope"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, problem) = server
-        .call(Method::GET, "/v1/nothing-here", Some(&admin), None)
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    let events = format!("/v1/programs/{program}/events");
     // A known path with another method: 405, and the problem document says so too.
-    for (method, path) in [
-        (Method::PUT, "/v1/programs".to_owned()),
-        (Method::DELETE, format!("/v1/programs/{program}")),
-        (Method::GET, "/v1/incoming/con_x".to_owned()),
-    ] {
-        let (status, problem) = server.call(method, &path, Some(&admin), None).await;
-        assert_eq!(
+    let not_allowed = || {
+        expect(StatusCode::METHOD_NOT_ALLOWED)
+            .title("Method Not Allowed")
+            .code("method_not_allowed")
+    };
+    check_all(
+        &server,
+        [
             (
-                status,
-                problem["status"].as_u64(),
-                problem["title"].as_str(),
-                problem["code"].as_str()
+                get(format!("{events}?status=weird")),
+                expect(StatusCode::UNPROCESSABLE_ENTITY).at("status"),
             ),
             (
-                StatusCode::METHOD_NOT_ALLOWED,
-                Some(405),
-                Some("Method Not Allowed"),
-                Some("method_not_allowed")
+                get(format!("{events}?cursor=zzz")),
+                expect(StatusCode::UNPROCESSABLE_ENTITY),
             ),
-            "{path}"
-        );
-    }
+            (
+                get(format!("{events}?limit=0")),
+                expect(StatusCode::UNPROCESSABLE_ENTITY),
+            ),
+            (
+                get(format!("{events}/evt_nope")),
+                expect(StatusCode::NOT_FOUND),
+            ),
+            (
+                get("/v1/nothing-here".into()),
+                expect(StatusCode::NOT_FOUND).code("not_found"),
+            ),
+            (
+                api(Method::PUT, "/v1/programs", Some(&admin), None),
+                not_allowed(),
+            ),
+            (
+                api(
+                    Method::DELETE,
+                    format!("/v1/programs/{program}"),
+                    Some(&admin),
+                    None,
+                ),
+                not_allowed(),
+            ),
+            (get("/v1/incoming/con_x".into()), not_allowed()),
+        ],
+    )
+    .await;
 }
 
 /// PostgreSQL's text cannot hold a NUL character: objects to store and URLs with one are
@@ -571,85 +495,63 @@ async fn members_activity_and_events() {
 #[tokio::test]
 async fn nul_characters_are_refused_before_any_store_sees_them() {
     let server = TestServer::start().await;
-    let (status, problem) = server
-        .call(
+    check(
+        &server,
+        &api_json(
             Method::POST,
             "/v1/programs",
-            Some(ROOT),
-            Some(json!({"name": "nul\u{0}prog"})),
-        )
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str(), problem["path"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("validation_failed"),
-            Some("/name")
-        )
-    );
+            ROOT,
+            json!({"name": "nul\u{0}prog"}),
+        ),
+        &expect(StatusCode::UNPROCESSABLE_ENTITY)
+            .code("validation_failed")
+            .at("/name"),
+    )
+    .await;
     let (program, admin) = server.program().await;
     let connector = server
         .connector(&program, &admin, json!({"type": "queryToken"}))
         .await;
     let cid = connector["id"].as_str().unwrap();
-    let (status, problem) = server
-        .call(
-            Method::POST,
-            &format!("/v1/programs/{program}/rules"),
-            Some(&admin),
-            Some(json!({"name": "r", "connectorId": cid, "conditions": {"all": [{"tag": "a/\u{0}", "op": "exists"}]}, "points": {"fixed": 1}})),
-        )
-        .await;
-    assert_eq!(
-        (status, problem["path"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("/conditions/all/0/tag")
-        )
-    );
-    // In a key too, with the pointer escaped (`/` as `~1`, `~` as `~0`).
-    let (status, problem) = server
-        .call(
-            Method::POST,
-            &format!("/v1/programs/{program}/rules"),
-            Some(&admin),
-            Some(json!({"name": "r", "connectorId": cid, "points": {"fixed": 1}, "conditions": {"all": [{"a/~\u{0}": 1}]}})),
-        )
-        .await;
-    assert_eq!(
-        (status, problem["path"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("/conditions/all/0/a~1~0\u{0}")
-        )
-    );
+    let rules = format!("/v1/programs/{program}/rules");
     let events = format!("/v1/programs/{program}/events?connectorId=con%00x");
-    let (status, problem) = server.call(Method::GET, &events, Some(&admin), None).await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("bad_request"))
-    );
-    // Only once the caller is known.
-    let (status, _) = server.call(Method::GET, &events, None, None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    for (method, path) in [
-        (
-            Method::GET,
-            format!("/v1/programs/{program}/members/mem%00x"),
-        ),
-        (
-            Method::GET,
-            format!("/v1/programs/{program}/events/evt%00x"),
-        ),
-        (Method::POST, "/v1/incoming/con%00x".to_owned()),
-    ] {
-        let (status, problem) = server.call(method, &path, Some(&admin), None).await;
-        assert_eq!(
-            (status, problem["code"].as_str()),
-            (StatusCode::NOT_FOUND, Some("not_found")),
-            "{path}"
-        );
-    }
+    let not_found = || expect(StatusCode::NOT_FOUND).code("not_found");
+    check_all(
+        &server,
+        [
+            (
+                api_json(Method::POST, &rules, &admin, json!({"name": "r", "connectorId": cid, "conditions": {"all": [{"tag": "a/\u{0}", "op": "exists"}]}, "points": {"fixed": 1}})),
+                expect(StatusCode::UNPROCESSABLE_ENTITY).at("/conditions/all/0/tag"),
+            ),
+            // In a key too, with the pointer escaped (`/` as `~1`, `~` as `~0`).
+            (
+                api_json(Method::POST, &rules, &admin, json!({"name": "r", "connectorId": cid, "points": {"fixed": 1}, "conditions": {"all": [{"a/~\u{0}": 1}]}})),
+                expect(StatusCode::UNPROCESSABLE_ENTITY).at("/conditions/all/0/a~1~0\u{0}"),
+            ),
+            (
+                api(Method::GET, &events, Some(&admin), None),
+                expect(StatusCode::BAD_REQUEST).code("bad_request"),
+            ),
+            // Only once the caller is known.
+            (
+                api(Method::GET, &events, None, None),
+                expect(StatusCode::UNAUTHORIZED),
+            ),
+            (
+                api(Method::GET, format!("/v1/programs/{program}/members/mem%00x"), Some(&admin), None),
+                not_found(),
+            ),
+            (
+                api(Method::GET, format!("/v1/programs/{program}/events/evt%00x"), Some(&admin), None),
+                not_found(),
+            ),
+            (
+                api(Method::POST, "/v1/incoming/con%00x", Some(&admin), None),
+                not_found(),
+            ),
+        ],
+    )
+    .await;
     // A simulation stores nothing: its payload may hold what an ingested item may.
     let simulated = server
         .ok(
@@ -660,4 +562,48 @@ async fn nul_characters_are_refused_before_any_store_sees_them() {
         )
         .await;
     assert_eq!(simulated["results"][0]["status"], "accepted");
+}
+
+/// JSON Schema, and so the OpenAPI document, takes `30.0` for the integer 30: so does the API.
+#[tokio::test]
+async fn whole_numbers_with_a_zero_fraction_are_integers() {
+    let server = TestServer::start().await;
+    let (program, admin) = server.program().await;
+    let connector = server
+        .ok(
+            Method::POST,
+            &format!("/v1/programs/{program}/connectors"),
+            &admin,
+            Some(json!({"name": "Article Read", "eventType": "custom.basic", "auth": {"type": "queryToken", "token": "s3cret-token-1"}, "mapping": SEED_MAPPING, "maxEventAgeDays": 30.0})),
+        )
+        .await;
+    assert_eq!(connector["maxEventAgeDays"], 30);
+    let cid = connector["id"].as_str().unwrap();
+    let rule = server
+        .ok(
+            Method::POST,
+            &format!("/v1/programs/{program}/rules"),
+            &admin,
+            Some(json!({"name": "All", "connectorId": cid, "points": {"fixed": 10.0}, "priority": 2.0, "limits": [{"count": 1.0, "per": "day"}]})),
+        )
+        .await;
+    assert_eq!(
+        (&rule["points"], &rule["priority"], &rule["limits"]),
+        (
+            &json!({"fixed": 10}),
+            &json!(2),
+            &json!([{"count": 1, "per": "day"}])
+        )
+    );
+    check(
+        &server,
+        &api_json(
+            Method::POST,
+            format!("/v1/programs/{program}/rules"),
+            &admin,
+            json!({"name": "Half", "connectorId": cid, "points": {"fixed": 10.5}}),
+        ),
+        &expect(StatusCode::UNPROCESSABLE_ENTITY).at("/points/fixed"),
+    )
+    .await;
 }

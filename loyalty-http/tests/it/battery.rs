@@ -1,5 +1,5 @@
 //! A battery of bad requests against the real server: each gets the status and problem code
-//! of API.md, nothing is stored for it, the server goes on answering, and memory stays put.
+//! the API promises, nothing is stored for it, the server goes on answering, and memory stays put.
 
 use crate::harness::*;
 use reqwest::{Method, StatusCode};

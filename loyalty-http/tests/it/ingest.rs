@@ -1,6 +1,7 @@
 //! Ingestion over HTTP: the three schemes right and wrong, bulk, duplicates, test data,
 //! limits, errors.
 
+use crate::check::*;
 use crate::harness::*;
 use loyalty_core::Limits;
 use reqwest::{Method, StatusCode};
@@ -37,20 +38,25 @@ async fn query_token_right_and_wrong() {
         server.balance(&program, &admin, "ann@example.com").await,
         Some(10)
     );
-    for query in [
-        "?token=wrong-token",
-        "",
-        "?token=",
-        "?Token=s3cret-token-1",
-        "?token=S3CRET-TOKEN-1",
-        "?token=s3cret-token-",
-        "?token=s3cret-token-1&token=s3cret-token-1",
-    ] {
-        let (status, problem) = server.send(cid, query, &[], body.clone()).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{query}");
-        assert_eq!(problem["code"], "unauthorized");
-        assert_eq!(problem["status"], 401);
-    }
+    let refused = |query: &str| {
+        (
+            ingest(cid, query, &[], body.clone()),
+            expect(StatusCode::UNAUTHORIZED).code("unauthorized"),
+        )
+    };
+    check_all(
+        &server,
+        [
+            refused("?token=wrong-token"),
+            refused(""),
+            refused("?token="),
+            refused("?Token=s3cret-token-1"),
+            refused("?token=S3CRET-TOKEN-1"),
+            refused("?token=s3cret-token-"),
+            refused("?token=s3cret-token-1&token=s3cret-token-1"),
+        ],
+    )
+    .await;
     // Nothing was stored for the failures.
     let log = server
         .ok(
@@ -77,29 +83,38 @@ async fn header_token_right_and_wrong() {
     let cid = connector["id"].as_str().unwrap();
     assert_eq!(connector["auth"]["header"], "X-Authorization");
     let body = article("a-1", "ann@example.com", "sport", 5).to_string();
-    let (status, _) = server
-        .send(cid, "", &[("x-authorization", TOKEN)], body.clone())
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = server.send(cid, "", &[], body.clone()).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "missing header");
-    let (status, _) = server
-        .send(cid, "", &[("x-authorization", "wrong")], body.clone())
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "wrong token");
-    let (status, _) = server
-        .send(cid, &format!("?token={TOKEN}"), &[], body.clone())
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "token in the wrong place");
-    let (status, _) = server
-        .send(
-            cid,
-            "",
-            &[("x-authorization", TOKEN), ("x-authorization", TOKEN)],
-            body,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "given twice");
+    let unauthorized = |why| expect(StatusCode::UNAUTHORIZED).because(why);
+    check_all(
+        &server,
+        [
+            (
+                ingest(cid, "", &[("x-authorization", TOKEN)], body.clone()),
+                expect(StatusCode::OK),
+            ),
+            (
+                ingest(cid, "", &[], body.clone()),
+                unauthorized("missing header"),
+            ),
+            (
+                ingest(cid, "", &[("x-authorization", "wrong")], body.clone()),
+                unauthorized("wrong token"),
+            ),
+            (
+                ingest(cid, format!("?token={TOKEN}"), &[], body.clone()),
+                unauthorized("token in the wrong place"),
+            ),
+            (
+                ingest(
+                    cid,
+                    "",
+                    &[("x-authorization", TOKEN), ("x-authorization", TOKEN)],
+                    body,
+                ),
+                unauthorized("given twice"),
+            ),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -137,27 +152,27 @@ async fn hub_signature_right_and_wrong() {
         assert_eq!(status, StatusCode::OK, "{response}");
     }
     let reserialised = serde_json::from_str::<Value>(&body).unwrap().to_string();
-    let signature = hub_signature("new-secret-2", reserialised.as_bytes());
-    let (status, _) = server
-        .send(
-            cid,
-            "",
-            &[("X-Hub-Signature-256", &signature)],
-            body.clone(),
-        )
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::UNAUTHORIZED,
-        "a signature of the re-serialised body does not match the raw bytes"
-    );
-    let wrong = hub_signature("not-a-secret", body.as_bytes());
-    let (status, _) = server
-        .send(cid, "", &[("X-Hub-Signature-256", &wrong)], body.clone())
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = server.send(cid, "", &[], body.clone()).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "missing header");
+    let signed =
+        |signature: &str| ingest(cid, "", &[("X-Hub-Signature-256", signature)], body.clone());
+    check_all(
+        &server,
+        [
+            (
+                signed(&hub_signature("new-secret-2", reserialised.as_bytes())),
+                expect(StatusCode::UNAUTHORIZED)
+                    .because("a signature of the re-serialised body does not match the raw bytes"),
+            ),
+            (
+                signed(&hub_signature("not-a-secret", body.as_bytes())),
+                expect(StatusCode::UNAUTHORIZED),
+            ),
+            (
+                ingest(cid, "", &[], body.clone()),
+                expect(StatusCode::UNAUTHORIZED).because("missing header"),
+            ),
+        ],
+    )
+    .await;
     let good = hub_signature("new-secret-2", body.as_bytes());
     for malformed in [
         good.trim_start_matches("sha256="),
@@ -165,10 +180,12 @@ async fn hub_signature_right_and_wrong() {
         "sha256=zz",
         "sha1=abc",
     ] {
-        let (status, problem) = server
-            .send(cid, "", &[("X-Hub-Signature-256", malformed)], body.clone())
-            .await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{malformed}");
+        let problem = check(
+            &server,
+            &signed(malformed),
+            &expect(StatusCode::UNAUTHORIZED).because("a malformed signature"),
+        )
+        .await;
         assert!(
             !problem["detail"].as_str().unwrap().contains(&good[7..]),
             "the right signature is never told"
@@ -229,20 +246,38 @@ async fn standard_webhooks_and_replays() {
         replay["results"][0]["status"], "duplicate",
         "a replay inside the tolerance is a duplicate"
     );
+    let signed = |id: &str, at: i64, signature: String| {
+        let at = at.to_string();
+        let headers = [
+            ("webhook-id", id),
+            ("webhook-timestamp", at.as_str()),
+            ("webhook-signature", signature.as_str()),
+        ];
+        ingest(cid, "", &headers, body.clone())
+    };
     let old = now - 301;
-    let (status, _) = send(headers("msg_2", old, sign("msg_2", old))).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "outside the tolerance");
     // A margin: `now` is floored to the second and the request takes its time, so a timestamp
     // just past the tolerance could fall back inside it by the time the server reads its clock.
     let future = now + 310;
-    let (status, _) = send(headers("msg_2", future, sign("msg_2", future))).await;
-    assert_eq!(
-        status,
-        StatusCode::UNAUTHORIZED,
-        "outside the tolerance, ahead"
-    );
-    let (status, _) = send(headers("msg_2", now, sign("msg_3", now))).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "signature of another id");
+    let unauthorized = |why| expect(StatusCode::UNAUTHORIZED).because(why);
+    check_all(
+        &server,
+        [
+            (
+                signed("msg_2", old, sign("msg_2", old)),
+                unauthorized("outside the tolerance"),
+            ),
+            (
+                signed("msg_2", future, sign("msg_2", future)),
+                unauthorized("outside the tolerance, ahead"),
+            ),
+            (
+                signed("msg_2", now, sign("msg_3", now)),
+                unauthorized("signature of another id"),
+            ),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -368,41 +403,38 @@ async fn request_level_errors() {
         .await;
     let cid = connector["id"].as_str().unwrap();
     let q = format!("?token={TOKEN}");
-    let (status, problem) = server.send("con_doesnotexist", &q, &[], "{}").await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
-    let (status, problem) = server.send(cid, &q, &[], "{\"a\": 1,\n \"b\": }").await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_json"))
-    );
-    assert_eq!(
-        (problem["line"].as_i64(), problem["column"].as_i64()),
-        (Some(2), Some(7))
-    );
-    let (status, problem) = server.send(cid, &q, &[], "").await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_json"))
-    );
     let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(70 * 1024));
-    let (status, problem) = server.send(cid, &q, &[], big).await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
-    );
     let batch: Vec<Value> = (0..11)
         .map(|i| article(&format!("x-{i}"), "a@example.com", "sport", 1))
         .collect();
-    let (status, problem) = server
-        .send(cid, &q, &[], Value::Array(batch).to_string())
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("batch_too_large"))
-    );
+    check_all(
+        &server,
+        [
+            (
+                ingest("con_doesnotexist", &q, &[], "{}"),
+                expect(StatusCode::NOT_FOUND).code("not_found"),
+            ),
+            (
+                ingest(cid, &q, &[], "{\"a\": 1,\n \"b\": }"),
+                expect(StatusCode::BAD_REQUEST)
+                    .code("invalid_json")
+                    .position(2, 7),
+            ),
+            (
+                ingest(cid, &q, &[], ""),
+                expect(StatusCode::BAD_REQUEST).code("invalid_json"),
+            ),
+            (
+                ingest(cid, &q, &[], big),
+                expect(StatusCode::PAYLOAD_TOO_LARGE).code("payload_too_large"),
+            ),
+            (
+                ingest(cid, &q, &[], Value::Array(batch).to_string()),
+                expect(StatusCode::PAYLOAD_TOO_LARGE).code("batch_too_large"),
+            ),
+        ],
+    )
+    .await;
     let log = server
         .ok(
             Method::GET,
@@ -727,4 +759,37 @@ async fn browsers_may_post_events_cross_origin() {
         .headers()
         .get("access-control-allow-origin")
         .is_none());
+}
+
+#[tokio::test]
+async fn a_simulation_names_a_payload_and_a_mapping_that_are_there() {
+    let server = TestServer::start().await;
+    let (program, admin) = server.program().await;
+    let connector = server
+        .connector(
+            &program,
+            &admin,
+            json!({"type": "queryToken", "token": TOKEN}),
+        )
+        .await;
+    let cid = connector["id"].as_str().unwrap();
+    let path = format!("/v1/programs/{program}/connectors/{cid}/simulate");
+    let article = article("s-1", "ann@example.com", "sport", 5);
+    for (body, pointer) in [
+        (json!({"payload": article, "mapping": null}), "/mapping"),
+        (json!({"payload": null}), "/payload"),
+        (json!({"payload": "an event"}), "/payload"),
+        (json!({"payload": 5}), "/payload"),
+    ] {
+        let (status, problem) = server
+            .call(Method::POST, &path, Some(&admin), Some(body.clone()))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {problem}"
+        );
+        assert_eq!(problem["code"], "validation_failed", "{body}");
+        assert_eq!(problem["path"], pointer, "{body}");
+    }
 }

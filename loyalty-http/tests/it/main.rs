@@ -2,6 +2,7 @@
 
 mod admin;
 mod battery;
+mod check;
 mod harness;
 mod hostile;
 mod ingest;

@@ -1,0 +1,425 @@
+//! The document's schemas: what each body may be and what each answer is, as exactly as JSON
+//! Schema can say it. The core's types carry no schema derives, so they are written here, next
+//! to the checks they restate; `scripts/schemathesis.sh` checks them against the server.
+//!
+//! What JSON Schema cannot say is in the descriptions: a mapping must compile; a rule's
+//! connector must exist in the program, and a rule that reads purchase fields needs an
+//! `ecommerce.purchase` connector; `between` needs `min <= max`; conditions nest at most 16
+//! deep with at most 256 leaves; tokens and secrets are limited in bytes (512), which the
+//! lengths below count in characters.
+
+use serde_json::{json, Value};
+
+/// A character that Rust's `char::is_whitespace` does not take for white space: a name must
+/// hold one (names are trimmed, and must not be empty once trimmed).
+const NOT_WHITE_SPACE: &str =
+    "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+
+/// An HTTP header name (RFC 9110 token), with white space around it trimmed.
+const HEADER_NAME: &str =
+    "^[\\t\\n\\u000b\\f\\r ]*[A-Za-z0-9!#$%&'*+.^_`|~-]+[\\t\\n\\u000b\\f\\r ]*$";
+
+/// A string with a line feed: patterns anchored with `$` are refused one more explicitly,
+/// since some regex dialects let `$` match before a final line feed.
+fn line_feed() -> Value {
+    json!({"type": "string", "pattern": "\\n"})
+}
+
+/// Standard base64 with its padding and canonical last symbol, after an optional `whsec_`.
+const STANDARD_WEBHOOKS_SECRET: &str = "^(whsec_)?(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$";
+
+/// The mapping of the examples: an article read on a website.
+const EXAMPLE_MAPPING: &str = r#"{ "clientEventId": eventId, "profile": {"kind": "default", "value": profile.email}, "payload": {"timestamp": timestamp, "tags": [{"name": "theme", "value": article.theme}], "counters": [{"name": "total", "value": totalArticlesRead}]} }"#;
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn nullable(schema: Value) -> Value {
+    json!({"oneOf": [{"type": "null"}, schema]})
+}
+
+/// A JSON value with no NUL character (`\u0000`) in any string or key: no store can keep
+/// one (PostgreSQL's text cannot), so a body that is stored must not hold one anywhere, its
+/// unknown members included.
+fn no_nul() -> Value {
+    json!({"not": {"type": "string", "pattern": "\\u0000"},
+           "propertyNames": {"not": {"pattern": "\\u0000"}},
+           "additionalProperties": reference("NoNul"),
+           "items": reference("NoNul")})
+}
+
+/// A body that is stored: its `schema`, and no NUL character anywhere.
+fn stored(mut schema: Value) -> Value {
+    schema["allOf"] = json!([reference("NoNul")]);
+    schema
+}
+
+fn name(description: &str) -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_WHITE_SPACE, "description": description})
+}
+
+/// A JSONata expression: not empty, nor only white space.
+fn mapping(description: &str) -> Value {
+    json!({"type": "string", "minLength": 1, "pattern": NOT_WHITE_SPACE, "description": description})
+}
+
+fn date_time() -> Value {
+    json!({"type": "string", "format": "date-time"})
+}
+
+/// 0 to 10^12, the most one rule awards for one event.
+fn points_count() -> Value {
+    json!({"type": "integer", "minimum": 0, "maximum": 1_000_000_000_000_i64})
+}
+
+/// A text value a condition compares with: a string (numbers and booleans are taken as
+/// their text).
+fn text_value() -> Value {
+    json!({"oneOf": [
+        {"type": "string", "minLength": 1, "maxLength": 1024},
+        {"type": ["number", "boolean"]}
+    ]})
+}
+
+fn text_values() -> Value {
+    json!({"type": "array", "minItems": 1, "maxItems": 1000, "items": {"type": ["string", "number", "boolean"]}})
+}
+
+fn finite_number() -> Value {
+    json!({"type": "number"})
+}
+
+/// One operator of a test, with the operands it reads (`required`) and their schemas.
+fn operator(op: &str, operands: Value) -> Value {
+    let required: Vec<&String> = operands
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    let mut properties = operands.clone();
+    properties["op"] = json!({"const": op});
+    let mut required: Vec<Value> = required.into_iter().map(|k| json!(k)).collect();
+    required.push(json!("op"));
+    json!({"required": required, "properties": properties})
+}
+
+/// The operator and operands of a test on text (a tag, the currency). `in` and `notIn` read
+/// `values`, or `value` when there is no `values`.
+fn text_test() -> Value {
+    let mut tests: Vec<Value> = ["eq", "neq", "contains", "startsWith"]
+        .iter()
+        .map(|op| operator(op, json!({"value": reference("TextValue")})))
+        .collect();
+    for op in ["in", "notIn"] {
+        tests.push(operator(op, json!({"values": reference("TextValues")})));
+        let mut by_value = operator(op, json!({"value": reference("TextValues")}));
+        by_value["not"] = json!({"required": ["values"]});
+        tests.push(by_value);
+    }
+    tests.push(operator("exists", json!({})));
+    tests.push(operator("notExists", json!({})));
+    json!({"anyOf": tests})
+}
+
+/// The operator and operands of a test on a number (a counter, the amount, the item count).
+fn number_test() -> Value {
+    let mut tests: Vec<Value> = ["eq", "neq", "lt", "lte", "gt", "gte"]
+        .iter()
+        .map(|op| operator(op, json!({"value": finite_number()})))
+        .collect();
+    tests.push(operator(
+        "between",
+        json!({"min": finite_number(), "max": finite_number()}),
+    ));
+    tests.push(operator("exists", json!({})));
+    tests.push(operator("notExists", json!({})));
+    json!({"anyOf": tests})
+}
+
+/// Schemas that apply in order: the first whose key an object has decides what it is (the
+/// keys of the others are then ignored).
+fn first_key_decides(cases: Vec<(&str, Value)>) -> Value {
+    let mut earlier: Vec<Value> = Vec::new();
+    let mut branches = Vec::new();
+    for (key, schema) in cases {
+        let mut branch = json!({"allOf": [{"required": [key]}, schema]});
+        if !earlier.is_empty() {
+            branch["not"] = json!({"anyOf": earlier.clone()});
+        }
+        earlier.push(json!({"required": [key]}));
+        branches.push(branch);
+    }
+    json!({"type": "object", "anyOf": branches})
+}
+
+/// A condition: the first of `all`, `any`, `tag`, `counter`, `field`, `item` that it has
+/// decides what it is.
+fn condition() -> Value {
+    let item = json!({"properties": {"item": {
+        "type": "object", "minProperties": 1, "propertyNames": {"enum": ["sku", "category", "name"]},
+        "additionalProperties": {"oneOf": [{"type": "string"}, reference("TextValues")]}}}});
+    let field = json!({"anyOf": [
+        {"allOf": [{"properties": {"field": {"const": "currency"}}}, reference("TextTest")]},
+        {"allOf": [{"properties": {"field": {"enum": ["amount", "itemCount"]}}}, reference("NumberTest")]}]});
+    let counter = json!({"allOf": [{"properties": {"counter": reference("TextValue")}}, reference("NumberTest")]});
+    let tag =
+        json!({"allOf": [{"properties": {"tag": reference("TextValue")}}, reference("TextTest")]});
+    let mut schema = first_key_decides(vec![
+        (
+            "all",
+            json!({"properties": {"all": {"type": "array", "items": reference("Condition")}}}),
+        ),
+        (
+            "any",
+            json!({"properties": {"any": {"type": "array", "minItems": 1, "items": reference("Condition")}}}),
+        ),
+        ("tag", tag),
+        ("counter", counter),
+        ("field", field),
+        ("item", item),
+    ]);
+    schema["description"] = json!("{all: [...]} or {any: [...]} (nestable, at most 16 deep and 256 leaves), or a leaf on a tag, a counter, a purchase field or an item; the first of these keys it has decides");
+    schema
+}
+
+fn points() -> Value {
+    let per = json!({"type": ["number", "null"], "exclusiveMinimum": 0, "default": 1});
+    let mut schema = first_key_decides(vec![
+        ("fixed", json!({"properties": {"fixed": points_count()}})),
+        (
+            "perCounter",
+            json!({"properties": {"perCounter": {"type": "object", "required": ["counter", "points"],
+            "properties": {"counter": reference("TextValue"), "points": points_count(), "per": per.clone()}}}}),
+        ),
+        (
+            "perAmount",
+            json!({"properties": {"perAmount": {"type": "object", "required": ["points"],
+            "properties": {"points": points_count(), "per": per}}}}),
+        ),
+    ]);
+    schema["description"] = json!("{fixed: N}, {perCounter: {counter, points, per}} or, for purchases, {perAmount: {points, per}}; the first of these keys it has decides");
+    schema
+}
+
+fn limit() -> Value {
+    let mut schema = first_key_decides(vec![
+        ("count", json!({"properties": {"count": points_count()}})),
+        ("points", json!({"properties": {"points": points_count()}})),
+    ]);
+    schema["required"] = json!(["per"]);
+    schema["properties"] = json!({"per": {"enum": ["day", "week", "month", "year", "lifetime"]}});
+    schema
+}
+
+fn auth_spec() -> Value {
+    let token = json!({"type": ["string", "null"], "minLength": 1, "maxLength": 512, "description": "1 to 512 bytes; generated when left out (shown once)"});
+    let header = |default: &str| json!({"type": ["string", "null"], "maxLength": 128, "pattern": HEADER_NAME, "default": default});
+    let secrets = |secret: Value| {
+        json!({"type": ["array", "null"], "minItems": 1, "maxItems": 10, "items": secret,
+               "description": "any of them is accepted (rotation); generated when left out (shown once)"})
+    };
+    let scheme = |kind: &str, properties: Value| {
+        let mut properties = properties;
+        properties["type"] = json!({"const": kind});
+        json!({"type": "object", "required": ["type"], "additionalProperties": false, "properties": properties})
+    };
+    json!({"oneOf": [
+        scheme("queryToken", json!({"param": {"type": ["string", "null"], "maxLength": 128, "pattern": NOT_WHITE_SPACE, "default": "token"}, "token": token})),
+        scheme("headerToken", json!({"header": header("X-Authorization"), "token": token})),
+        scheme("hubSignature", json!({"header": header("X-Hub-Signature-256"),
+            "algorithm": {"type": ["string", "null"], "pattern": "^[sS][hH][aA]256$", "not": line_feed(), "default": "sha256"},
+            "secrets": secrets(json!({"type": "string", "minLength": 1, "maxLength": 512}))})),
+        scheme("standardWebhooks", json!({
+            "secrets": secrets(json!({"type": "string", "minLength": 1, "maxLength": 512, "pattern": STANDARD_WEBHOOKS_SECRET, "not": line_feed()})),
+            "toleranceSeconds": {"type": ["integer", "null"], "minimum": 1, "maximum": 86400, "default": 300}}))
+    ]})
+}
+
+fn auth_view() -> Value {
+    let scheme = |kind: &str, properties: Value, required: &[&str]| {
+        let mut properties = properties;
+        properties["type"] = json!({"const": kind});
+        let mut required: Vec<&str> = required.to_vec();
+        required.push("type");
+        json!({"type": "object", "required": required, "additionalProperties": false, "properties": properties})
+    };
+    let token = json!({"type": "string", "description": "only when generated by this request"});
+    let secrets = json!({"type": "array", "items": {"type": "string"}, "description": "only when generated by this request"});
+    json!({"oneOf": [
+        scheme("queryToken", json!({"param": {"type": "string"}, "token": token}), &["param"]),
+        scheme("headerToken", json!({"header": {"type": "string"}, "token": token}), &["header"]),
+        scheme("hubSignature", json!({"header": {"type": "string"}, "algorithm": {"const": "sha256"},
+            "secretCount": {"type": "integer", "minimum": 0}, "secrets": secrets}), &["header", "algorithm", "secretCount"]),
+        scheme("standardWebhooks", json!({"toleranceSeconds": {"type": "integer", "minimum": 1},
+            "secretCount": {"type": "integer", "minimum": 0}, "secrets": secrets}), &["toleranceSeconds", "secretCount"])
+    ]})
+}
+
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "additionalProperties": false, "properties": properties})
+}
+
+fn list_of(item: &str) -> Value {
+    object(
+        &["items"],
+        json!({"items": {"type": "array", "items": reference(item)}}),
+    )
+}
+
+fn page_of(item: &str) -> Value {
+    object(
+        &["items", "nextCursor"],
+        json!({"items": {"type": "array", "items": reference(item)},
+               "nextCursor": {"type": ["string", "null"], "description": "pass back as cursor for the next page; null on the last"}}),
+    )
+}
+
+fn status() -> Value {
+    json!({"enum": ["accepted", "duplicate", "ignored", "rejected"]})
+}
+
+/// Every schema of the document, by name.
+pub fn schemas() -> Value {
+    let string = json!({"type": "string"});
+    let integer = json!({"type": "integer"});
+    let boolean = json!({"type": "boolean"});
+    let any = json!({});
+    let program = json!({
+        "id": string, "name": string, "defaultIdentifierKind": string,
+        "enrollUnknownMembers": boolean, "createdAt": date_time()
+    });
+    let mut program_created = program.clone();
+    program_created["adminToken"] =
+        json!({"type": "string", "description": "shown only in this answer"});
+    let program_fields = [
+        "id",
+        "name",
+        "defaultIdentifierKind",
+        "enrollUnknownMembers",
+        "createdAt",
+    ];
+    let mut created_fields = program_fields.to_vec();
+    created_fields.push("adminToken");
+    let article = json!({"eventId": "a-1", "timestamp": "2026-01-01T12:00:00Z", "profile": {"email": "ann@example.com"},
+        "article": {"theme": "sport"}, "totalArticlesRead": 5});
+    let item_error = object(
+        &["code", "message"],
+        json!({"code": string, "message": string, "path": string}),
+    );
+    let award = object(
+        &["ruleId", "points"],
+        json!({"ruleId": string, "points": integer}),
+    );
+    let trace_entry = object(
+        &["ruleId", "ruleName", "fired", "points"],
+        json!({"ruleId": string, "ruleName": string, "fired": boolean, "points": integer, "reason": string}),
+    );
+    let mut all = json!({
+        "Problem": {"type": "object", "required": ["type", "title", "status", "code", "detail"], "properties": {
+            "type": string, "title": string, "status": integer,
+            "code": {"type": "string", "description": "Stable machine code: unauthorized, forbidden, not_found, method_not_allowed, bad_request, invalid_json, validation_failed, invalid_mapping, payload_too_large, batch_too_large, rate_limited, store_unavailable, internal_error"},
+            "detail": string, "path": string, "line": integer, "column": integer, "position": integer,
+            "message": string, "items": integer, "limit": integer}},
+        "IngestBody": {"description": "One event (a JSON object) or a bulk (an array of them). Any JSON is answered item by item: an item that is not an object is rejected in the answer."},
+        "NoNul": no_nul(),
+        "ProgramSpec": stored(json!({"type": "object", "required": ["name"], "properties": {
+            "name": name("1 to 200 characters, not only white space (trimmed)"),
+            "defaultIdentifierKind": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_.:-]{1,64}$", "not": {"anyOf": [{"const": "default"}, line_feed()]}, "default": "email"},
+            "enrollUnknownMembers": {"type": ["boolean", "null"], "default": true}}})),
+        "Program": object(&program_fields, program),
+        "ProgramCreated": object(&created_fields, program_created),
+        "ProgramList": list_of("Program"),
+        "ConnectorAuth": auth_spec(),
+        "ConnectorSpec": stored(json!({"type": "object", "required": ["name", "eventType", "auth", "mapping"], "properties": {
+            "name": name("1 to 200 characters, not only white space (trimmed)"),
+            "eventType": {"enum": ["custom.basic", "ecommerce.purchase"]},
+            "auth": reference("ConnectorAuth"),
+            "mapping": mapping("A JSONata expression; one that does not compile is 422 invalid_mapping with its position"),
+            "testMode": {"type": "boolean", "default": false},
+            "maxEventAgeDays": {"type": ["integer", "null"], "minimum": 1, "maximum": 36600, "default": 30}}})),
+        "Connector": object(
+            &["id", "programId", "name", "eventType", "auth", "mapping", "testMode", "maxEventAgeDays", "endpoint", "revision", "createdAt", "updatedAt"],
+            json!({"id": string, "programId": string, "name": string, "eventType": {"enum": ["custom.basic", "ecommerce.purchase"]},
+                "auth": auth_view(), "mapping": string, "testMode": boolean, "maxEventAgeDays": integer,
+                "endpoint": string, "revision": integer, "createdAt": date_time(), "updatedAt": date_time()})),
+        "ConnectorList": list_of("Connector"),
+        "Condition": condition(),
+        "TextTest": text_test(),
+        "NumberTest": number_test(),
+        "TextValue": text_value(),
+        "TextValues": text_values(),
+        "Points": points(),
+        "RuleSpec": stored(json!({"type": "object", "required": ["name", "connectorId", "points"], "properties": {
+            "name": name("1 to 200 characters, not only white space (trimmed)"),
+            "connectorId": {"type": "string", "description": "a connector of this program; a rule that reads purchase fields needs an ecommerce.purchase connector"},
+            "conditions": {"oneOf": [{"type": "null"}, {"type": "object", "maxProperties": 0}, reference("Condition")], "description": "no conditions (null or {}) means always"},
+            "points": reference("Points"),
+            "limits": {"type": ["array", "null"], "maxItems": 10, "items": limit()},
+            "priority": {"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX, "default": 0},
+            "stopOtherRules": {"type": "boolean", "default": false},
+            "activeFrom": nullable(date_time()), "activeUntil": nullable(date_time())}})),
+        "Rule": object(
+            &["id", "programId", "connectorId", "name", "conditions", "points", "limits", "priority", "stopOtherRules", "activeFrom", "activeUntil", "createdAt", "updatedAt"],
+            json!({"id": string, "programId": string, "connectorId": string, "name": string,
+                "conditions": {"description": "as written"}, "points": {"description": "as written"}, "limits": {"description": "as written"},
+                "priority": integer, "stopOtherRules": boolean, "activeFrom": nullable(date_time()), "activeUntil": nullable(date_time()),
+                "createdAt": date_time(), "updatedAt": date_time()})),
+        "RuleList": list_of("Rule"),
+        "Member": object(&["id", "identifiers", "balance", "test", "createdAt"], json!({
+            "id": string,
+            "identifiers": {"type": "array", "items": object(&["kind", "value"], json!({"kind": string, "value": string}))},
+            "balance": integer, "test": boolean, "createdAt": date_time()})),
+        "ActivityItem": object(&["type", "at", "eventId", "points", "test"], json!({
+            "type": {"enum": ["event", "ledger"]}, "at": date_time(), "eventId": string, "clientEventId": string,
+            "status": status(), "points": integer, "ruleId": string, "ledgerEntryId": string, "test": boolean})),
+        "ActivityPage": page_of("ActivityItem"),
+        "ItemError": item_error,
+        "Award": award,
+        "TraceEntry": trace_entry,
+        "Event": object(&["id", "connectorId", "status", "test", "receivedAt", "points", "awards", "raw", "rawTruncated"], json!({
+            "id": string, "connectorId": string, "status": status(), "reason": string, "error": reference("ItemError"),
+            "clientEventId": string, "originalEventId": string, "memberId": string, "test": boolean,
+            "receivedAt": date_time(), "occurredAt": date_time(), "points": integer,
+            "awards": {"type": "array", "items": reference("Award")},
+            "raw": {"description": "the item as received; past the size limit, its first bytes as a string"},
+            "rawTruncated": boolean, "mapped": {"description": "the mapping's output"},
+            "trace": {"type": "array", "items": reference("TraceEntry")},
+            "warnings": {"type": "array", "items": string}})),
+        "EventPage": page_of("Event"),
+        "SimulateRequest": {"type": "object", "required": ["payload"], "additionalProperties": false, "properties": {
+            "payload": {"type": ["object", "array"], "description": "one event (an object) or a bulk (an array)"},
+            "mapping": mapping("A JSONata expression to try instead of the connector's; one that does not compile is 422 invalid_mapping with its position"),
+            "test": {"type": ["boolean", "null"], "description": "simulate as test data (default: the connector's testMode)"}}},
+        "SimulationResponse": object(&["results"], json!({"results": {"type": "array", "items": object(
+            &["index", "status", "mapped", "member", "points", "awards", "trace"],
+            json!({"index": integer, "status": status(), "reason": string, "error": reference("ItemError"),
+                "clientEventId": string, "originalEventId": string, "mapped": any,
+                "member": {"oneOf": [{"type": "null"}, object(&["kind", "value", "wouldEnroll"],
+                    json!({"id": string, "kind": string, "value": string, "wouldEnroll": boolean}))]},
+                "points": integer, "awards": {"type": "array", "items": reference("Award")},
+                "trace": {"type": "array", "items": reference("TraceEntry")},
+                "warnings": {"type": "array", "items": string}}))}})),
+        "PurgeCounts": object(&["events", "ledgerEntries", "members"], json!({
+            "events": {"type": "integer", "minimum": 0}, "ledgerEntries": {"type": "integer", "minimum": 0}, "members": {"type": "integer", "minimum": 0}})),
+        "IngestResponse": object(&["results", "accepted", "duplicates", "ignored", "rejected"], json!({
+            "results": {"type": "array", "items": object(&["index", "status", "eventId", "points"], json!({
+                "index": integer, "status": status(), "eventId": string, "clientEventId": string, "originalEventId": string,
+                "memberId": string, "points": integer, "awards": {"type": "array", "items": reference("Award")},
+                "reason": string, "error": reference("ItemError")}))},
+            "accepted": integer, "duplicates": integer, "ignored": integer, "rejected": integer})),
+        "Health": object(&["status"], json!({"status": {"const": "ok"}})),
+        "Metrics": {"type": "string", "description": "OpenMetrics text"},
+        "OpenApiDocument": {"type": "object", "description": "This document"}
+    });
+    // Examples, which the examples phase of a conformance check sends as they are.
+    all["ProgramSpec"]["examples"] = json!([{"name": "Readers", "defaultIdentifierKind": "email", "enrollUnknownMembers": true}]);
+    all["ConnectorSpec"]["examples"] = json!([{"name": "Article Read", "eventType": "custom.basic",
+        "auth": {"type": "queryToken", "param": "token", "token": "s3cret"},
+        "mapping": EXAMPLE_MAPPING, "testMode": false, "maxEventAgeDays": 30}]);
+    all["RuleSpec"]["examples"] = json!([{"name": "Sport readers", "connectorId": "con_01a0000000000000000000000000000",
+        "conditions": {"all": [{"tag": "theme", "op": "eq", "value": "sport"}, {"counter": "total", "op": "gte", "value": 5}]},
+        "points": {"fixed": 10}, "limits": [{"count": 1, "per": "day"}], "priority": 0, "stopOtherRules": false,
+        "activeFrom": null, "activeUntil": null}]);
+    all["SimulateRequest"]["examples"] = json!([{"payload": article}]);
+    all
+}
