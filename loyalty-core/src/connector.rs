@@ -79,17 +79,12 @@ pub struct ConnectorView {
     pub mapping: String,
     pub test_mode: bool,
     pub max_event_age_days: u32,
-    pub endpoint: String,
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl Connector {
-    pub fn endpoint(&self) -> String {
-        format!("/v1/incoming/{}", self.id)
-    }
-
     pub fn view(&self, generated: &GeneratedCredentials) -> ConnectorView {
         let mut auth = serde_json::to_value(self.auth.view()).unwrap_or_default();
         if let (Some(object), false) = (auth.as_object_mut(), generated.is_empty()) {
@@ -109,7 +104,6 @@ impl Connector {
             mapping: self.mapping.clone(),
             test_mode: self.test_mode,
             max_event_age_days: self.max_event_age_days,
-            endpoint: self.endpoint(),
             revision: self.revision,
             created_at: self.created_at,
             updated_at: self.updated_at,

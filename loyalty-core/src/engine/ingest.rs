@@ -216,14 +216,6 @@ impl Engine {
         Ok(IngestResponse::from_entries(entries))
     }
 
-    /// The connector's authentication scheme and secret query parameter, for the HTTP layer's
-    /// metrics and log redaction, without authenticating anything.
-    pub async fn connector_auth_info(&self, id: &str) -> Option<(&'static str, Option<String>)> {
-        let loaded = self.load(&ConnectorId::new(id)).await.ok()?;
-        let auth = &loaded.connector.auth;
-        Some((auth.scheme(), auth.secret_query_param().map(str::to_owned)))
-    }
-
     /// Prepares every item for the store: map, validate, normalise the identifier, choose the
     /// idempotency key. Synchronous: the document never crosses an await.
     pub(super) fn prepare(

@@ -119,6 +119,9 @@ impl RouteDoc {
         if !self.query.is_empty() {
             failures.extend([NUL_IN_QUERY, INVALID_QUERY]);
         }
+        if let Some(conflict) = conflict_of(self.operation_id) {
+            failures.push(conflict);
+        }
         failures.sort_by_key(|failure| failure.status);
         failures
     }
@@ -169,6 +172,12 @@ impl RouteDoc {
             }
             None => json!({"description": "Success"}),
         };
+        if self.operation_id == "adjustPoints" {
+            let mut again = success.clone();
+            again["description"] =
+                json!("The same idempotency key again: the first adjustment, unchanged");
+            responses.insert("200".into(), again);
+        }
         responses.insert(self.success.to_string(), success);
         for failure in self.failures() {
             responses.insert(
@@ -252,6 +261,26 @@ const INGEST_INVALID_QUERY: Failure = failure(
     422,
     "A query parameter is invalid (validation_failed)",
 );
+const IDEMPOTENCY_CONFLICT: Failure = failure(
+    "IdempotencyConflict",
+    409,
+    "The idempotency key was used for another adjustment (idempotency_conflict)",
+);
+const NOTHING_TO_REVERSE: Failure = failure(
+    "NothingToReverse",
+    409,
+    "The event has no points left to reverse (nothing_to_reverse)",
+);
+
+/// The routes whose request can contradict what is stored, and how.
+fn conflict_of(operation_id: &str) -> Option<Failure> {
+    match operation_id {
+        "adjustPoints" => Some(IDEMPOTENCY_CONFLICT),
+        "reverseEvent" => Some(NOTHING_TO_REVERSE),
+        _ => None,
+    }
+}
+
 const RATE_LIMITED: Failure = failure(
     "RateLimited",
     429,

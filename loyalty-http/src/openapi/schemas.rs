@@ -59,6 +59,11 @@ fn name(description: &str) -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_WHITE_SPACE, "description": description})
 }
 
+/// Why an admin changed points: not empty, nor only white space.
+fn reason() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 500, "pattern": NOT_WHITE_SPACE, "description": "why, 1 to 500 characters (trimmed)"})
+}
+
 /// A JSONata expression: not empty, nor only white space.
 fn mapping(description: &str) -> Value {
     json!({"type": "string", "minLength": 1, "pattern": NOT_WHITE_SPACE, "description": description})
@@ -314,10 +319,11 @@ pub fn schemas() -> Value {
         &["ruleId", "ruleName", "fired", "points"],
         json!({"ruleId": string, "ruleName": string, "fired": boolean, "points": integer, "reason": string}),
     );
+    let entry_kind = json!({"enum": ["award", "reversal", "adjustment", "expiry"]});
     let mut all = json!({
         "Problem": {"type": "object", "required": ["type", "title", "status", "code", "detail"], "properties": {
             "type": string, "title": string, "status": integer,
-            "code": {"type": "string", "description": "Stable machine code: unauthorized, forbidden, not_found, method_not_allowed, bad_request, invalid_json, validation_failed, invalid_mapping, payload_too_large, batch_too_large, rate_limited, store_unavailable, internal_error"},
+            "code": {"type": "string", "description": "Stable machine code: unauthorized, forbidden, not_found, method_not_allowed, bad_request, invalid_json, validation_failed, invalid_mapping, payload_too_large, batch_too_large, idempotency_conflict, nothing_to_reverse, rate_limited, store_unavailable, internal_error"},
             "detail": string, "path": string, "line": integer, "column": integer, "position": integer,
             "message": string, "items": integer, "limit": integer}},
         "IngestBody": {"description": "One event (a JSON object) or a bulk (an array of them). Any JSON is answered item by item: an item that is not an object is rejected in the answer."},
@@ -332,14 +338,14 @@ pub fn schemas() -> Value {
         "ConnectorAuth": auth_spec(),
         "ConnectorSpec": stored(json!({"type": "object", "required": ["name", "eventType", "auth", "mapping"], "properties": {
             "name": name("1 to 200 characters, not only white space (trimmed)"),
-            "eventType": {"enum": ["custom.basic", "ecommerce.purchase"]},
+            "eventType": {"enum": ["custom.basic", "ecommerce.purchase", "ecommerce.refund"]},
             "auth": reference("ConnectorAuth"),
             "mapping": mapping("A JSONata expression; one that does not compile is 422 invalid_mapping with its position"),
             "testMode": {"type": "boolean", "default": false},
             "maxEventAgeDays": {"type": ["integer", "null"], "minimum": 1, "maximum": 36600, "default": 30}}})),
         "Connector": object(
             &["id", "programId", "name", "eventType", "auth", "mapping", "testMode", "maxEventAgeDays", "endpoint", "revision", "createdAt", "updatedAt"],
-            json!({"id": string, "programId": string, "name": string, "eventType": {"enum": ["custom.basic", "ecommerce.purchase"]},
+            json!({"id": string, "programId": string, "name": string, "eventType": {"enum": ["custom.basic", "ecommerce.purchase", "ecommerce.refund"]},
                 "auth": auth_view(), "mapping": string, "testMode": boolean, "maxEventAgeDays": integer,
                 "endpoint": string, "revision": integer, "createdAt": date_time(), "updatedAt": date_time()})),
         "ConnectorList": list_of("Connector"),
@@ -369,9 +375,27 @@ pub fn schemas() -> Value {
             "id": string,
             "identifiers": {"type": "array", "items": object(&["kind", "value"], json!({"kind": string, "value": string}))},
             "balance": integer, "test": boolean, "createdAt": date_time()})),
-        "ActivityItem": object(&["type", "at", "eventId", "points", "test"], json!({
+        "ActivityItem": object(&["type", "at", "points", "test"], json!({
             "type": {"enum": ["event", "ledger"]}, "at": date_time(), "eventId": string, "clientEventId": string,
-            "status": status(), "points": integer, "ruleId": string, "ledgerEntryId": string, "test": boolean})),
+            "status": status(), "kind": entry_kind.clone(), "reason": string,
+            "points": integer, "ruleId": string, "ledgerEntryId": string, "test": boolean})),
+        "AdjustmentSpec": stored(json!({"type": "object", "required": ["points", "reason"], "properties": {
+            "points": {"type": "integer", "minimum": -1_000_000_000_000_i64, "maximum": 1_000_000_000_000_i64, "not": {"const": 0}},
+            "reason": reason(),
+            "idempotencyKey": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
+                "description": "the same key again answers the first adjustment (200); with another body, 409"}}})),
+        "Adjustment": object(&["id", "memberId", "kind", "points", "reason", "test", "createdAt", "occurredAt", "at", "balance"], json!({
+            "id": string, "memberId": string, "kind": entry_kind, "points": integer, "reason": string,
+            "test": boolean, "createdAt": date_time(), "occurredAt": date_time(), "at": date_time(),
+            "balance": {"type": "integer", "description": "the member's balance after it"}})),
+        "ReversalSpec": stored(json!({"type": "object", "required": ["reason"], "properties": {
+            "reason": reason(),
+            "points": {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000_000_000_i64,
+                "description": "how many points to take back, split over the awards in proportion; all that is left when absent"}}})),
+        "Reversal": object(&["points", "reversed", "balance"], json!({
+            "points": {"type": "integer", "maximum": -1, "description": "taken back, in all"},
+            "reversed": {"type": "array", "items": reference("Award"), "description": "taken back, per rule (negative)"},
+            "balance": {"type": "integer", "description": "the member's balance after it"}})),
         "ActivityPage": page_of("ActivityItem"),
         "ItemError": item_error,
         "Award": award,
@@ -405,6 +429,7 @@ pub fn schemas() -> Value {
             "results": {"type": "array", "items": object(&["index", "status", "eventId", "points"], json!({
                 "index": integer, "status": status(), "eventId": string, "clientEventId": string, "originalEventId": string,
                 "memberId": string, "points": integer, "awards": {"type": "array", "items": reference("Award")},
+                "reversed": {"type": "array", "items": reference("Award"), "description": "a refund's: what it took back per rule (negative)"},
                 "reason": string, "error": reference("ItemError")}))},
             "accepted": integer, "duplicates": integer, "ignored": integer, "rejected": integer})),
         "Health": object(&["status"], json!({"status": {"const": "ok"}})),

@@ -12,8 +12,24 @@ use loyalty_core::connector::{ConnectorSpec, ConnectorView};
 use loyalty_core::engine::SimulationResponse;
 use loyalty_core::ids::ConnectorId;
 use loyalty_core::ledger::PurgeCounts;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// A connector as answered: what the engine shows of it, and the URL path senders post to
+/// (an HTTP notion, so the HTTP layer's to add).
+#[derive(Debug, Serialize)]
+pub(crate) struct ConnectorAnswer {
+    #[serde(flatten)]
+    view: ConnectorView,
+    endpoint: String,
+}
+
+impl From<ConnectorView> for ConnectorAnswer {
+    fn from(view: ConnectorView) -> Self {
+        let endpoint = format!("/v1/incoming/{}", view.id);
+        Self { view, endpoint }
+    }
+}
 
 #[derive(Deserialize)]
 pub(crate) struct ConnectorPath {
@@ -30,22 +46,22 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     ProgramAdmin(program_id): ProgramAdmin,
     JsonBody(spec): JsonBody<ConnectorSpec>,
-) -> ApiResult<(StatusCode, Json<ConnectorView>)> {
+) -> ApiResult<(StatusCode, Json<ConnectorAnswer>)> {
     let view = state.engine.create_connector(&program_id, spec).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok((StatusCode::CREATED, Json(view.into())))
 }
 
 pub(crate) async fn list(
     State(state): State<AppState>,
     ProgramAdmin(program_id): ProgramAdmin,
-) -> ApiResult<Json<Items<ConnectorView>>> {
+) -> ApiResult<Json<Items<ConnectorAnswer>>> {
     let none = GeneratedCredentials::default();
     let items = state
         .engine
         .list_connectors(&program_id)
         .await?
         .iter()
-        .map(|c| c.view(&none))
+        .map(|c| c.view(&none).into())
         .collect();
     Ok(Json(Items::new(items)))
 }
@@ -54,9 +70,11 @@ pub(crate) async fn read(
     State(state): State<AppState>,
     ProgramAdmin(program_id): ProgramAdmin,
     PathIds(path): PathIds<ConnectorPath>,
-) -> ApiResult<Json<ConnectorView>> {
+) -> ApiResult<Json<ConnectorAnswer>> {
     let connector = state.engine.get_connector(&program_id, &path.id()).await?;
-    Ok(Json(connector.view(&GeneratedCredentials::default())))
+    Ok(Json(
+        connector.view(&GeneratedCredentials::default()).into(),
+    ))
 }
 
 pub(crate) async fn replace(
@@ -64,12 +82,12 @@ pub(crate) async fn replace(
     ProgramAdmin(program_id): ProgramAdmin,
     PathIds(path): PathIds<ConnectorPath>,
     JsonBody(spec): JsonBody<ConnectorSpec>,
-) -> ApiResult<Json<ConnectorView>> {
+) -> ApiResult<Json<ConnectorAnswer>> {
     let view = state
         .engine
         .replace_connector(&program_id, &path.id(), spec)
         .await?;
-    Ok(Json(view))
+    Ok(Json(view.into()))
 }
 
 pub(crate) async fn remove(

@@ -59,7 +59,7 @@ pub(crate) async fn list(
 
 #[derive(Deserialize)]
 pub(crate) struct EventPath {
-    event_id: String,
+    pub(crate) event_id: String,
 }
 
 pub(crate) async fn read(

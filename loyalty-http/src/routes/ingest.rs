@@ -78,17 +78,8 @@ async fn handle(
     body: Body,
     summary: &mut IngestSummary,
 ) -> ApiResult<Response> {
-    // An unknown connector is 404 before anything is read.
-    if state
-        .engine
-        .connector_auth_info(connector_id)
-        .await
-        .is_none()
-    {
-        return Err(ApiError::Engine(loyalty_core::Error::NotFound {
-            what: "connector",
-        }));
-    }
+    // The connector is looked up once: an unknown one is 404 before anything is read.
+    let target = state.engine.ingest_target(connector_id).await?;
     state
         .check_rate(connector_id)
         .map_err(|retry_after_seconds| ApiError::TooManyRequests {
@@ -108,7 +99,7 @@ async fn handle(
         body: &bytes,
         test,
     };
-    let authenticated = state.engine.authenticate(&request).await?;
+    let authenticated = state.engine.authenticate_for(target, &request)?;
     let offload = Offload::for_body(&bytes, authenticated.mapping_is_slow());
     let engine = state.engine.clone();
     let batch = offload

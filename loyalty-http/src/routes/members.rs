@@ -16,7 +16,7 @@ pub(crate) struct MemberPath {
 }
 
 impl MemberPath {
-    fn id(self) -> MemberId {
+    pub(crate) fn id(self) -> MemberId {
         MemberId::new(self.member_id)
     }
 }

@@ -6,6 +6,7 @@ mod events;
 mod ingest;
 mod members;
 mod ops;
+mod points;
 mod programs;
 mod rules;
 
@@ -118,6 +119,8 @@ pub static ROUTES: &[RouteDoc] = &[
     route!("get" "/v1/programs/{programId}/members", "findMember", "The member with an identifier", Program, &[query("kind", STRING, "the identifier's kind (default: the program's)"), required_query("value", STRING, "the identifier, normalised as events' are")], None, 200, Some(("Member", JSON)), members::find),
     route!("get" "/v1/programs/{programId}/members/{memberId}", "getMember", "A member with its balance", Program, &[], None, 200, Some(("Member", JSON)), members::read),
     route!("get" "/v1/programs/{programId}/members/{memberId}/activity", "memberActivity", "A member's events and ledger entries, newest first", Program, &PAGE, None, 200, Some(("ActivityPage", JSON)), members::activity),
+    route!("post" "/v1/programs/{programId}/members/{memberId}/adjustments", "adjustPoints", "Add or remove points by hand, with a reason; an idempotency key makes a retry harmless", Program, &[], Some("AdjustmentSpec"), 201, Some(("Adjustment", JSON)), points::adjust),
+    route!("post" "/v1/programs/{programId}/events/{eventId}/reverse", "reverseEvent", "Take back an accepted event's awards: all that is left, or some points in proportion", Program, &[], Some("ReversalSpec"), 200, Some(("Reversal", JSON)), points::reverse),
     route!("get" "/v1/programs/{programId}/events", "listEvents", "The event log, newest first", Program, &[query("connectorId", STRING, "only this connector's events"), query("status", STATUS, "only items of this status"), query("memberId", STRING, "only this member's events"), query("since", DATE_TIME, "received at or after"), query("until", DATE_TIME, "received before"), query("test", FLAG, "only test (true) or live (false) events"), PAGE[0], PAGE[1]], None, 200, Some(("EventPage", JSON)), events::list),
     route!("get" "/v1/programs/{programId}/events/{eventId}", "getEvent", "One logged event with its trace", Program, &[], None, 200, Some(("Event", JSON)), events::read),
     route!("post" "/v1/incoming/{connectorId}", "ingest", "Send one event (an object) or a bulk (an array)", Connector, &[query("test", FLAG, "store the events as test data")], Some("IngestBody"), 200, Some(("IngestResponse", JSON)), with |filter| on(filter, ingest::ingest).layer(ingest::cors())),

@@ -8,4 +8,5 @@ mod hostile;
 mod ingest;
 mod isolation;
 mod operability;
+mod points;
 mod readme;
