@@ -379,7 +379,7 @@ pub fn schemas() -> Value {
             "type": {"enum": ["event", "ledger"]}, "at": date_time(), "eventId": string, "clientEventId": string,
             "status": status(), "kind": entry_kind.clone(), "reason": string,
             "points": integer, "ruleId": string, "ledgerEntryId": string, "test": boolean})),
-        "AdjustmentSpec": stored(json!({"type": "object", "required": ["points", "reason"], "properties": {
+        "AdjustmentSpec": stored(json!({"type": "object", "required": ["points", "reason"], "additionalProperties": false, "properties": {
             "points": {"type": "integer", "minimum": -1_000_000_000_000_i64, "maximum": 1_000_000_000_000_i64, "not": {"const": 0}},
             "reason": reason(),
             "idempotencyKey": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
@@ -388,7 +388,7 @@ pub fn schemas() -> Value {
             "id": string, "memberId": string, "kind": entry_kind, "points": integer, "reason": string,
             "test": boolean, "createdAt": date_time(), "occurredAt": date_time(), "at": date_time(),
             "balance": {"type": "integer", "description": "the member's balance after it"}})),
-        "ReversalSpec": stored(json!({"type": "object", "required": ["reason"], "properties": {
+        "ReversalSpec": stored(json!({"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {
             "reason": reason(),
             "points": {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000_000_000_i64,
                 "description": "how many points to take back, split over the awards in proportion; all that is left when absent"}}})),
