@@ -4,6 +4,7 @@
 //! (`queries`).
 
 mod admin;
+mod allowance;
 mod cache;
 mod client_id;
 mod ingest;
@@ -12,6 +13,7 @@ mod queries;
 mod results;
 mod simulate;
 
+pub use allowance::{LimitAllowance, RuleAllowance};
 pub use ingest::{AuthenticatedRequest, IncomingRequest, IngestTarget};
 pub use points::{AdjustmentDone, ReversalDone};
 pub use results::{IngestResponse, ItemOutcome, ItemResult};

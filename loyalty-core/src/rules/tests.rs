@@ -323,3 +323,69 @@ fn written_form_errors_name_the_path() {
         "/points/perCounter/per"
     );
 }
+
+#[test]
+fn periods_reset_at_the_next_utc_boundary() {
+    let at = |text: &str| {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    for (period, now, next) in [
+        (
+            Period::Day,
+            "2026-11-26T12:00:00Z",
+            Some("2026-11-27T00:00:00Z"),
+        ),
+        (
+            Period::Day,
+            "2026-12-31T23:59:59Z",
+            Some("2027-01-01T00:00:00Z"),
+        ),
+        (
+            Period::Week,
+            "2026-11-26T12:00:00Z",
+            Some("2026-11-30T00:00:00Z"),
+        ),
+        (
+            Period::Week,
+            "2026-11-30T00:00:00Z",
+            Some("2026-12-07T00:00:00Z"),
+        ),
+        (
+            Period::Week,
+            "2026-11-29T23:00:00Z",
+            Some("2026-11-30T00:00:00Z"),
+        ),
+        (
+            Period::Month,
+            "2026-11-26T12:00:00Z",
+            Some("2026-12-01T00:00:00Z"),
+        ),
+        (
+            Period::Month,
+            "2026-12-15T00:00:00Z",
+            Some("2027-01-01T00:00:00Z"),
+        ),
+        (
+            Period::Year,
+            "2026-11-26T12:00:00Z",
+            Some("2027-01-01T00:00:00Z"),
+        ),
+        (Period::Lifetime, "2026-11-26T12:00:00Z", None),
+    ] {
+        assert_eq!(
+            period.next_start(at(now)),
+            next.map(at),
+            "{period:?} at {now}"
+        );
+        if let Some(next) = next {
+            // The boundary starts another period, and the instant before it is still this one.
+            assert_ne!(period.key(at(next)), period.key(at(now)));
+            assert_eq!(
+                period.key(at(next) - chrono::Duration::seconds(1)),
+                period.key(at(now))
+            );
+        }
+    }
+}

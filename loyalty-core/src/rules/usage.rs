@@ -55,6 +55,31 @@ impl Period {
     }
 }
 
+impl Period {
+    /// When the period holding `at` ends and the next begins (UTC midnight; weeks on Monday);
+    /// `None` for a lifetime.
+    pub fn next_start(self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let day = at.date_naive();
+        let next = match self {
+            Period::Day => day.succ_opt()?,
+            Period::Week => {
+                day + chrono::Days::new(7 - u64::from(day.weekday().num_days_from_monday()))
+            }
+            Period::Month => {
+                let (year, month) = if day.month() == 12 {
+                    (day.year() + 1, 1)
+                } else {
+                    (day.year(), day.month() + 1)
+                };
+                chrono::NaiveDate::from_ymd_opt(year, month, 1)?
+            }
+            Period::Year => chrono::NaiveDate::from_ymd_opt(day.year() + 1, 1, 1)?,
+            Period::Lifetime => return None,
+        };
+        Some(next.and_hms_opt(0, 0, 0)?.and_utc())
+    }
+}
+
 /// `value` in decimal, zero-padded to `width` digits (as `{:0width$}` would).
 fn push_digits(out: &mut String, value: i32, width: usize) {
     if value < 0 {

@@ -57,6 +57,7 @@ macro_rules! store_conformance_suite {
             admin_reversals_take_back_what_is_left_and_free_the_limit,
             concurrent_reversals_never_take_more_than_was_given,
             purge_takes_the_reversals_of_what_it_removes,
+            allowance_says_what_is_left_of_each_limit,
             refunds_reverse_what_the_purchase_earned,
             concurrent_refunds_never_reverse_more_than_was_earned
         );

@@ -256,3 +256,46 @@ pub async fn purge_takes_the_reversals_of_what_it_removes(store: Arc<dyn Store>)
         .await;
     assert_eq!(third.results[0].points(), 0);
 }
+
+pub async fn allowance_says_what_is_left_of_each_limit(store: Arc<dyn Store>) {
+    let f = Fixture::new(
+        store,
+        Some(json!([{"count": 2, "per": "day"}, {"points": 15, "per": "week"}])),
+    )
+    .await;
+    let event = awarded_event(&f, "a-1", "ann@example.com").await;
+    let ann = f.member("ann@example.com").await;
+    let rules = f.engine.allowance(&f.program, &ann).await.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].rule_name, "Sport readers");
+    let left: Vec<_> = rules[0]
+        .limits
+        .iter()
+        .map(|l| (l.per, l.count, l.points, l.used, l.remaining))
+        .collect();
+    use crate::rules::Period;
+    assert_eq!(
+        left,
+        [
+            (Period::Day, Some(2), None, 1, 1),
+            (Period::Week, None, Some(15), 10, 5)
+        ]
+    );
+    // The suite's clock is 2026-11-26 12:00, a Thursday.
+    let resets: Vec<_> = rules[0].limits.iter().map(|l| l.resets_at).collect();
+    assert_eq!(
+        resets,
+        [
+            Some(Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap()),
+            Some(Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap())
+        ]
+    );
+    // Reversed to nothing, the award no longer counts.
+    f.engine
+        .reverse_event(&f.program, &event, None, "cancelled")
+        .await
+        .unwrap();
+    let rules = f.engine.allowance(&f.program, &ann).await.unwrap();
+    let used: Vec<_> = rules[0].limits.iter().map(|l| l.used).collect();
+    assert_eq!(used, [0, 0]);
+}

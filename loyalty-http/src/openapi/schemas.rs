@@ -379,6 +379,15 @@ pub fn schemas() -> Value {
             "type": {"enum": ["event", "ledger"]}, "at": date_time(), "eventId": string, "clientEventId": string,
             "status": status(), "kind": entry_kind.clone(), "reason": string,
             "points": integer, "ruleId": string, "ledgerEntryId": string, "test": boolean})),
+        "Allowance": list_of("RuleAllowance"),
+        "RuleAllowance": object(&["ruleId", "ruleName", "limits"], json!({
+            "ruleId": string, "ruleName": string,
+            "limits": {"type": "array", "items": object(&["per", "used", "remaining", "resetsAt"], json!({
+                "per": {"enum": ["day", "week", "month", "year", "lifetime"]},
+                "count": integer, "points": integer,
+                "used": {"type": "integer", "description": "awards for a count limit, points for a points limit"},
+                "remaining": {"type": "integer", "minimum": 0},
+                "resetsAt": nullable(date_time())}))}})),
         "AdjustmentSpec": stored(json!({"type": "object", "required": ["points", "reason"], "additionalProperties": false, "properties": {
             "points": {"type": "integer", "minimum": -1_000_000_000_000_i64, "maximum": 1_000_000_000_000_i64, "not": {"const": 0}},
             "reason": reason(),

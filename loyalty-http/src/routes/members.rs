@@ -1,10 +1,12 @@
 //! `/v1/programs/{pid}/members`: lookup by identifier, profile, activity.
 
+use super::Items;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{query_value, AdminQuery, PathIds, ProgramAdmin};
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
+use loyalty_core::engine::RuleAllowance;
 use loyalty_core::ids::MemberId;
 use loyalty_core::ledger::{ActivityItem, Page};
 use loyalty_core::member::Member;
@@ -73,4 +75,14 @@ pub(crate) async fn activity(
         )
         .await?;
     Ok(Json(page))
+}
+
+/// What is left of each limit of each rule for the member, now.
+pub(crate) async fn allowance(
+    State(state): State<AppState>,
+    ProgramAdmin(program_id): ProgramAdmin,
+    PathIds(path): PathIds<MemberPath>,
+) -> ApiResult<Json<Items<RuleAllowance>>> {
+    let rules = state.engine.allowance(&program_id, &path.id()).await?;
+    Ok(Json(Items::new(rules)))
 }

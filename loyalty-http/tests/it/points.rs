@@ -253,3 +253,74 @@ async fn a_refund_over_http_answers_reversed_points_and_its_purchase() {
         Some(5)
     );
 }
+
+#[tokio::test]
+async fn allowance_answers_each_limit_with_its_reset() {
+    let (server, program, token, member, event) = ann_with_an_award().await;
+    let rules = server
+        .ok(
+            Method::GET,
+            &format!("/v1/programs/{program}/rules"),
+            &token,
+            None,
+        )
+        .await;
+    let rule = rules["items"][0]["id"].as_str().unwrap().to_owned();
+    let mut spec = rules["items"][0].clone();
+    spec["limits"] = json!([{"count": 1, "per": "day"}, {"points": 100, "per": "lifetime"}]);
+    let spec = json!({"name": spec["name"], "connectorId": spec["connectorId"],
+        "conditions": spec["conditions"], "points": spec["points"], "limits": spec["limits"]});
+    server
+        .ok(
+            Method::PUT,
+            &format!("/v1/programs/{program}/rules/{rule}"),
+            &token,
+            Some(spec),
+        )
+        .await;
+    let path = format!("/v1/programs/{program}/members/{member}/allowance");
+    let allowance = server.ok(Method::GET, &path, &token, None).await;
+    let limits = &allowance["items"][0]["limits"];
+    assert_eq!(allowance["items"][0]["ruleId"], rule.as_str());
+    assert_eq!(
+        (
+            &limits[0]["per"],
+            &limits[0]["count"],
+            &limits[0]["used"],
+            &limits[0]["remaining"]
+        ),
+        (&json!("day"), &json!(1), &json!(1), &json!(0))
+    );
+    assert!(limits[0]["resetsAt"]
+        .as_str()
+        .unwrap()
+        .ends_with("T00:00:00Z"));
+    assert_eq!(
+        (
+            &limits[1]["points"],
+            &limits[1]["used"],
+            &limits[1]["remaining"],
+            &limits[1]["resetsAt"]
+        ),
+        (&json!(100), &json!(10), &json!(90), &Value::Null)
+    );
+    server
+        .ok(
+            Method::POST,
+            &format!("/v1/programs/{program}/events/{event}/reverse"),
+            &token,
+            Some(json!({"reason": "cancelled"})),
+        )
+        .await;
+    let allowance = server.ok(Method::GET, &path, &token, None).await;
+    assert_eq!(allowance["items"][0]["limits"][0]["remaining"], 1);
+    let (status, _) = server
+        .call(
+            Method::GET,
+            &format!("/v1/programs/{program}/members/mem_nobody/allowance"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
