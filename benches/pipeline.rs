@@ -215,6 +215,7 @@ fn rules(c: &mut Criterion) {
                 limits: spec.limits,
                 priority: spec.priority,
                 stop_other_rules: spec.stop_other_rules,
+                pending_days: spec.pending_days,
                 active_from: spec.active_from,
                 active_until: spec.active_until,
                 created_at: at,

@@ -123,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
         ..defaults
     };
     let engine = Arc::new(Engine::with_limits(store, Arc::new(SystemClock), limits));
+    tokio::spawn(sweep_expiry(engine.clone()));
     let mut config = HttpConfig::new(&admin_token);
     config.connector_rate_limit = Some(args.connector_rate_limit).filter(|n| *n > 0);
     let state = AppState::new(engine, config);
@@ -135,6 +136,24 @@ async fn main() -> anyhow::Result<()> {
     serve(listener, state, shutdown_signal()).await?;
     tracing::info!("loyalty server stopped");
     Ok(())
+}
+
+/// Writes the `expiry` entries of points past their program's expiry, every minute (so at most
+/// a minute late; balances leave expired points out at once anyway). Safe beside other server
+/// processes on the same database: each member's expiry is decided under its lock.
+async fn sweep_expiry(engine: Arc<Engine>) {
+    let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+    every_minute.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every_minute.tick().await;
+        match engine.run_expiry(engine.now()).await {
+            Ok(0) => {}
+            Ok(written) => tracing::info!(written, "points expired"),
+            Err(error) => {
+                tracing::warn!(%error, "the expiry sweep failed; it runs again in a minute")
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -36,6 +36,7 @@ fn rule(id: &str, conditions: Value, points: Value, limits: Value) -> Rule {
         limits,
         priority: 0,
         stop_other_rules: false,
+        pending_days: None,
         active_from: None,
         active_until: None,
         created_at: at,

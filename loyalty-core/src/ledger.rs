@@ -191,6 +191,9 @@ pub struct LedgerEntry {
     pub reverses: Option<LedgerEntryId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// An award of a rule with pending days: spendable from then on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_at: Option<DateTime<Utc>>,
     pub test: bool,
     pub created_at: DateTime<Utc>,
     /// When what caused it happened (an award's event time: the period its usage counts in).

@@ -30,6 +30,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod ledger;
+pub mod lots;
 pub mod mapping;
 pub mod member;
 pub mod program;

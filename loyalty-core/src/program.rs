@@ -15,7 +15,27 @@ pub struct ProgramSpec {
     pub name: String,
     pub default_identifier_kind: Option<String>,
     pub enroll_unknown_members: Option<bool>,
+    /// Points of an award expire this long after its event (`null`: never).
+    #[serde(default)]
+    pub points_expiry: Option<PointsExpiry>,
 }
+
+/// The program's expiry policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PointsExpiry {
+    pub after_days: u32,
+}
+
+impl PointsExpiry {
+    /// When points earned by an event at `occurred_at` expire.
+    pub fn expires_at(self, occurred_at: DateTime<Utc>) -> DateTime<Utc> {
+        occurred_at + chrono::Duration::days(i64::from(self.after_days))
+    }
+}
+
+/// The longest expiry or pending delay: a hundred years.
+pub const MAX_DAYS: u32 = 36_600;
 
 /// A stored program.
 #[derive(Clone, Debug, Serialize)]
@@ -27,6 +47,7 @@ pub struct Program {
     pub default_identifier_kind: String,
     /// Whether an unknown identifier enrols a new member (else the event is ignored).
     pub enroll_unknown_members: bool,
+    pub points_expiry: Option<PointsExpiry>,
     /// The program's own admin token, only as a hash.
     #[serde(skip)]
     pub admin_token_hash: TokenHash,
@@ -36,6 +57,14 @@ pub struct Program {
 impl ProgramSpec {
     pub(crate) fn validate(&self) -> Result<()> {
         check_name(&self.name, "/name")?;
+        if let Some(expiry) = self.points_expiry {
+            if expiry.after_days == 0 || expiry.after_days > MAX_DAYS {
+                return Err(Error::invalid(
+                    "/pointsExpiry/afterDays",
+                    format!("afterDays must be between 1 and {MAX_DAYS}"),
+                ));
+            }
+        }
         if let Some(kind) = &self.default_identifier_kind {
             crate::member::check_kind(kind)
                 .map_err(|m| Error::invalid("/defaultIdentifierKind", m))?;

@@ -6,13 +6,16 @@
 //! restart.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use loyalty_core::connector::Connector;
 use loyalty_core::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, RuleId};
 use loyalty_core::ledger::{
-    ActivityItem, EventFilter, ItemStatus, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
+    ActivityItem, EntryKind, EventFilter, ItemStatus, LedgerEntry, LogEntry, Page, PageRequest,
+    PurgeCounts,
 };
+use loyalty_core::lots::expiry_entries;
 use loyalty_core::member::{Identifier, Member};
-use loyalty_core::program::Program;
+use loyalty_core::program::{PointsExpiry, Program};
 use loyalty_core::reversal::{
     admin_shares, refund_shares, reversal_entries, usage_of, AwardState, ReversalCause,
 };
@@ -447,6 +450,44 @@ impl Store for MemoryStore {
     ) -> StoreResult<Option<PurchaseFound>> {
         let order = (program.clone(), order_id.to_owned(), test);
         Ok(self.lock().purchases.get(&order).cloned())
+    }
+
+    async fn members_to_expire(
+        &self,
+        program: &ProgramId,
+        cutoff: DateTime<Utc>,
+    ) -> StoreResult<Vec<MemberId>> {
+        let state = self.lock();
+        let mut members: Vec<MemberId> = state
+            .ledger
+            .values()
+            .filter(|l| {
+                l.program_id == *program && l.kind == EntryKind::Award && l.occurred_at <= cutoff
+            })
+            .map(|l| l.member_id.clone())
+            .collect();
+        members.sort();
+        members.dedup();
+        Ok(members)
+    }
+
+    async fn write_expiry(
+        &self,
+        program: &ProgramId,
+        member: &MemberId,
+        now: DateTime<Utc>,
+        policy: PointsExpiry,
+    ) -> StoreResult<Vec<LedgerEntry>> {
+        let mut state = self.lock();
+        let known = state
+            .members
+            .get(member)
+            .is_some_and(|m| m.program_id == *program);
+        if !known {
+            return Ok(Vec::new());
+        }
+        let expired = expiry_entries(&state.member_entries(member), now, policy);
+        Ok(expired.into_iter().map(|e| state.append(e)).collect())
     }
 
     async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {

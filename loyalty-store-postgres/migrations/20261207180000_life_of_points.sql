@@ -51,3 +51,17 @@ ALTER TABLE events DROP CONSTRAINT events_check1,
 ALTER TABLE connectors DROP CONSTRAINT connectors_event_type_check,
     ADD CONSTRAINT connectors_event_type_check
         CHECK (event_type IN ('custom.basic', 'ecommerce.purchase', 'ecommerce.refund'));
+
+-- Expiry is a program's policy; pending days a rule's option, fixed on each award when it is
+-- made (a rule changed later does not move the awards it already gave).
+ALTER TABLE programs ADD COLUMN points_expiry_days integer
+    CHECK (points_expiry_days BETWEEN 1 AND 36600);
+ALTER TABLE rules ADD COLUMN pending_days integer CHECK (pending_days BETWEEN 0 AND 36600);
+ALTER TABLE ledger_entries ADD COLUMN available_at timestamptz
+    CONSTRAINT ledger_entries_pending_awards CHECK (available_at IS NULL OR kind = 'award');
+-- An award expires once.
+CREATE UNIQUE INDEX ledger_entries_expiry_key ON ledger_entries (program_id, member_id, reverses)
+    WHERE kind = 'expiry';
+-- The sweep's candidates: awards by time.
+CREATE INDEX ledger_entries_awards_by_time ON ledger_entries (program_id, occurred_at)
+    WHERE kind = 'award';

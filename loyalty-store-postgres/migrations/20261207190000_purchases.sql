@@ -14,7 +14,8 @@ CREATE TABLE purchases (
     FOREIGN KEY (program_id, member_id) REFERENCES members (program_id, id)
 );
 
--- loyalty_commit also records accepted purchases (p_*), in the statement that writes them.
+-- loyalty_commit also records accepted purchases (p_*), in the statement that writes them, and
+-- when a pending award becomes spendable (l_available).
 DROP FUNCTION loyalty_commit(text[], text[], boolean[], text[], text[], text[], text[], text[], text[], boolean[], timestamptz[], text[], text[], text[], text[], text[], text[], bigint[], bigint[], integer, integer[], text[], text[], text[], text[], text[], text[], text[], text[], text[], boolean[], timestamptz[], timestamptz[], bigint[], text[], text[], boolean[], text[], text[], text[], integer[], text[], text[], text[], text[], text[], text[], bigint[], boolean[], timestamptz[], timestamptz[], text[], text[], text[], text[], bigint[], bigint[], text[], text[], bigint[], boolean[]);
 
 CREATE FUNCTION loyalty_commit(
@@ -37,7 +38,8 @@ CREATE FUNCTION loyalty_commit(
     u_points bigint[],
     b_program text[], b_member text[], b_delta bigint[], b_test boolean[],
     p_ord integer[], p_program text[], p_order text[], p_test boolean[], p_event text[],
-    p_member text[], p_amount double precision[]
+    p_member text[], p_amount double precision[],
+    l_available timestamptz[]
 ) RETURNS bigint[]
 LANGUAGE plpgsql
 SET enable_seqscan = off
@@ -129,13 +131,13 @@ BEGIN
             raw, raw_truncated, mapped, trace, warnings)
     ), new_ledger AS (
         INSERT INTO ledger_entries (program_id, member_id, seq, id, event_id, connector_id,
-            rule_id, points, test, created_at, occurred_at)
+            rule_id, points, test, created_at, occurred_at, available_at)
         SELECT q.program_id, q.member_id, p.seqs[q.ord], q.id, q.event_id, q.connector_id,
-            q.rule_id, q.points, q.test, q.created_at, q.occurred_at
+            q.rule_id, q.points, q.test, q.created_at, q.occurred_at, q.available_at
         FROM positions p, UNNEST(l_ord, l_program, l_member, l_id, l_event, l_connector,
-            l_rule, l_points, l_test, l_created, l_occurred)
+            l_rule, l_points, l_test, l_created, l_occurred, l_available)
           AS q(ord, program_id, member_id, id, event_id, connector_id, rule_id, points, test,
-            created_at, occurred_at)
+            created_at, occurred_at, available_at)
     ), new_purchases AS (
         INSERT INTO purchases (program_id, order_id, test, seq, event_id, member_id, amount)
         SELECT q.program_id, q.order_id, q.test, p.seqs[q.ord], q.event_id, q.member_id,

@@ -94,6 +94,7 @@ pub use commit::CommitStats;
 pub use error::PostgresStoreError;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use commit::{Job, Queue};
 use loyalty_core::connector::Connector;
 use loyalty_core::error::StoreError;
@@ -102,7 +103,7 @@ use loyalty_core::ledger::{
     ActivityItem, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
 };
 use loyalty_core::member::{Identifier, Member};
-use loyalty_core::program::Program;
+use loyalty_core::program::{PointsExpiry, Program};
 use loyalty_core::rules::{Rule, Usage, UsageCount, UsageKey};
 use loyalty_core::store::{
     Adjusted, Adjustment, CommitBatch, EventReversal, PurchaseFound, Reversed, Store, StoreResult,
@@ -262,11 +263,12 @@ impl Store for PostgresStore {
     async fn insert_program(&self, program: &Program) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO programs (id, name, default_identifier_kind, enroll_unknown_members, \
-                 admin_token_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+                 admin_token_hash, created_at, points_expiry_days) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, \
                  default_identifier_kind = EXCLUDED.default_identifier_kind, \
                  enroll_unknown_members = EXCLUDED.enroll_unknown_members, \
+                 points_expiry_days = EXCLUDED.points_expiry_days, \
                  admin_token_hash = EXCLUDED.admin_token_hash, created_at = EXCLUDED.created_at",
         )
         .bind(program.id.as_str())
@@ -275,6 +277,11 @@ impl Store for PostgresStore {
         .bind(program.enroll_unknown_members)
         .bind(program.admin_token_hash.as_hex())
         .bind(program.created_at)
+        .bind(
+            program
+                .points_expiry
+                .map(|e| i32::try_from(e.after_days).unwrap_or(i32::MAX)),
+        )
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
@@ -358,15 +365,18 @@ impl Store for PostgresStore {
     async fn put_rule(&self, rule: &Rule) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO rules (id, program_id, connector_id, name, conditions, points, limits, \
-                 priority, stop_other_rules, active_from, active_until, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5::json, $6::json, $7::json, $8, $9, $10, $11, $12, $13) \
+                 priority, stop_other_rules, active_from, active_until, created_at, updated_at, \
+                 pending_days) \
+             VALUES ($1, $2, $3, $4, $5::json, $6::json, $7::json, $8, $9, $10, $11, $12, $13, \
+                 $14) \
              ON CONFLICT (id) DO UPDATE SET program_id = EXCLUDED.program_id, \
                  connector_id = EXCLUDED.connector_id, name = EXCLUDED.name, \
                  conditions = EXCLUDED.conditions, points = EXCLUDED.points, \
                  limits = EXCLUDED.limits, priority = EXCLUDED.priority, \
                  stop_other_rules = EXCLUDED.stop_other_rules, \
                  active_from = EXCLUDED.active_from, active_until = EXCLUDED.active_until, \
-                 created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at",
+                 created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, \
+                 pending_days = EXCLUDED.pending_days",
         )
         .bind(rule.id.as_str())
         .bind(rule.program_id.as_str())
@@ -381,6 +391,10 @@ impl Store for PostgresStore {
         .bind(rule.active_until)
         .bind(rule.created_at)
         .bind(rule.updated_at)
+        .bind(
+            rule.pending_days
+                .map(|d| i32::try_from(d).unwrap_or(i32::MAX)),
+        )
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
@@ -679,6 +693,27 @@ impl Store for PostgresStore {
     ) -> StoreResult<Option<PurchaseFound>> {
         let mut connection = self.pool.acquire().await.map_err(store_error)?;
         Ok(points::find_purchase(&mut connection, program.as_str(), order_id, test).await?)
+    }
+
+    async fn members_to_expire(
+        &self,
+        program: &ProgramId,
+        cutoff: DateTime<Utc>,
+    ) -> StoreResult<Vec<MemberId>> {
+        Ok(points::members_to_expire(&self.pool, program.as_str(), cutoff).await?)
+    }
+
+    async fn write_expiry(
+        &self,
+        program: &ProgramId,
+        member: &MemberId,
+        now: DateTime<Utc>,
+        policy: PointsExpiry,
+    ) -> StoreResult<Vec<LedgerEntry>> {
+        self.retrying("an expiry", || {
+            points::write_expiry(&self.pool, program.as_str(), member, now, policy)
+        })
+        .await
     }
 
     async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {

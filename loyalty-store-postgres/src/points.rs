@@ -5,8 +5,11 @@
 
 use crate::error::{PostgresStoreError, Result};
 use crate::rows::{self, to_json, LEDGER_COLUMNS};
+use chrono::{DateTime, Utc};
 use loyalty_core::ids::{EventId, MemberId};
 use loyalty_core::ledger::{ItemStatus, LedgerEntry, LogEntry};
+use loyalty_core::lots::expiry_entries;
+use loyalty_core::program::PointsExpiry;
 use loyalty_core::reversal::{
     admin_shares, refund_shares, reversal_entries, AwardState, ReversalCause,
 };
@@ -412,4 +415,82 @@ async fn insert_event(tx: &mut PgConnection, entry: &LogEntry) -> Result<i64> {
     .fetch_one(&mut *tx)
     .await?
     .try_get("seq")?)
+}
+
+/// Members with an award at or before `cutoff` that reversals and expiries have not used up.
+pub(crate) async fn members_to_expire(
+    pool: &PgPool,
+    program: &str,
+    cutoff: DateTime<Utc>,
+) -> Result<Vec<MemberId>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT a.member_id FROM ledger_entries a \
+         WHERE a.program_id = $1 AND a.kind = 'award' AND a.occurred_at <= $2 \
+           AND a.points > COALESCE((SELECT sum(-t.points) FROM ledger_entries t \
+                                    WHERE t.program_id = a.program_id \
+                                      AND t.member_id = a.member_id AND t.reverses = a.id), 0) \
+         ORDER BY a.member_id",
+    )
+    .bind(program)
+    .bind(cutoff)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| Ok(MemberId::new(row.try_get::<String, _>("member_id")?)))
+        .collect()
+}
+
+/// The member's expiries, decided on its whole ledger under its row lock: a second sweep (in
+/// this process or another) waits, then finds nothing left to expire.
+pub(crate) async fn write_expiry(
+    pool: &PgPool,
+    program: &str,
+    member: &MemberId,
+    now: DateTime<Utc>,
+    policy: PointsExpiry,
+) -> Result<Vec<LedgerEntry>> {
+    let mut tx = pool.begin().await?;
+    if !lock_member(&mut tx, program, member).await? {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {LEDGER_COLUMNS} FROM ledger_entries \
+         WHERE program_id = $1 AND member_id = $2 ORDER BY seq"
+    ))
+    .bind(program)
+    .bind(member.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
+    let entries = rows
+        .iter()
+        .map(rows::ledger_entry)
+        .collect::<Result<Vec<_>>>()?;
+    let mut expired = expiry_entries(&entries, now, policy);
+    if expired.is_empty() {
+        return Ok(expired);
+    }
+    for entry in &mut expired {
+        entry.seq = sqlx::query(
+            "INSERT INTO ledger_entries (program_id, member_id, seq, id, kind, rule_id, points, \
+                 reverses, test, created_at, occurred_at) \
+             VALUES ($1, $2, nextval('loyalty_seq'), $3, 'expiry', $4, $5, $6, $7, $8, $9) \
+             RETURNING seq",
+        )
+        .bind(program)
+        .bind(member.as_str())
+        .bind(entry.id.as_str())
+        .bind(entry.rule_id.as_ref().map(|id| id.as_str()))
+        .bind(entry.points)
+        .bind(entry.reverses.as_ref().map(|id| id.as_str()))
+        .bind(entry.test)
+        .bind(entry.created_at)
+        .bind(entry.occurred_at)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("seq")?;
+    }
+    let total: i64 = expired.iter().map(|e| e.points).sum();
+    add_to_balance(&mut tx, program, member, total).await?;
+    tx.commit().await?;
+    Ok(expired)
 }

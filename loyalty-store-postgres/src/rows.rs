@@ -9,7 +9,7 @@ use loyalty_core::ledger::{
     ActivityItem, ActivityType, EntryKind, ItemStatus, LedgerEntry, LogEntry, RawJson,
 };
 use loyalty_core::member::{Identifier, Member};
-use loyalty_core::program::Program;
+use loyalty_core::program::{PointsExpiry, Program};
 use loyalty_core::rules::{Rule, RuleDefinition};
 use loyalty_core::secret::TokenHash;
 use serde::de::DeserializeOwned;
@@ -18,14 +18,15 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 pub(crate) const PROGRAM_COLUMNS: &str =
-    "id, name, default_identifier_kind, enroll_unknown_members, admin_token_hash, created_at";
+    "id, name, default_identifier_kind, enroll_unknown_members, points_expiry_days, \
+     admin_token_hash, created_at";
 
 pub(crate) const CONNECTOR_COLUMNS: &str = "id, program_id, name, event_type, auth::text AS auth, \
      mapping, test_mode, max_event_age_days, revision, created_at, updated_at, deleted";
 
 pub(crate) const RULE_COLUMNS: &str = "id, program_id, connector_id, name, \
      conditions::text AS conditions, points::text AS points, limits::text AS limits, priority, \
-     stop_other_rules, active_from, active_until, created_at, updated_at";
+     stop_other_rules, pending_days, active_from, active_until, created_at, updated_at";
 
 pub(crate) const EVENT_COLUMNS: &str = "program_id, id, seq, connector_id, status, reason, \
      error::text AS error, client_event_id, original_event_id, member_id, test, received_at, \
@@ -33,7 +34,7 @@ pub(crate) const EVENT_COLUMNS: &str = "program_id, id, seq, connector_id, statu
      mapped::text AS mapped, trace::text AS trace, warnings::text AS warnings";
 
 pub(crate) const LEDGER_COLUMNS: &str = "program_id, member_id, seq, id, kind, event_id, \
-     connector_id, rule_id, points, reverses, reason, test, created_at, occurred_at";
+     connector_id, rule_id, points, reverses, reason, available_at, test, created_at, occurred_at";
 
 /// A member with its identifiers, aggregated into arrays.
 pub(crate) const MEMBER_COLUMNS: &str = "m.program_id, m.id, m.balance, m.test, m.created_at, \
@@ -63,6 +64,11 @@ pub(crate) fn program(row: &PgRow) -> Result<Program> {
         name: row.try_get("name")?,
         default_identifier_kind: row.try_get("default_identifier_kind")?,
         enroll_unknown_members: row.try_get("enroll_unknown_members")?,
+        points_expiry: row
+            .try_get::<Option<i32>, _>("points_expiry_days")?
+            .map(|days| PointsExpiry {
+                after_days: days.unsigned_abs(),
+            }),
         admin_token_hash: TokenHash::from_hex(row.try_get::<String, _>("admin_token_hash")?),
         created_at: row.try_get("created_at")?,
     })
@@ -119,6 +125,9 @@ pub(crate) fn rule(row: &PgRow) -> Result<Rule> {
         limits,
         priority: row.try_get("priority")?,
         stop_other_rules: row.try_get("stop_other_rules")?,
+        pending_days: row
+            .try_get::<Option<i32>, _>("pending_days")?
+            .map(i32::unsigned_abs),
         active_from: row.try_get("active_from")?,
         active_until: row.try_get("active_until")?,
         created_at: row.try_get("created_at")?,
@@ -200,6 +209,7 @@ pub(crate) fn ledger_entry(row: &PgRow) -> Result<LedgerEntry> {
             .try_get::<Option<String>, _>("reverses")?
             .map(LedgerEntryId::new),
         reason: row.try_get("reason")?,
+        available_at: row.try_get("available_at")?,
         test: row.try_get("test")?,
         created_at: row.try_get("created_at")?,
         occurred_at: row.try_get("occurred_at")?,

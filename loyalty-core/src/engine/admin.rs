@@ -24,6 +24,7 @@ impl Engine {
                 .default_identifier_kind
                 .unwrap_or_else(|| DEFAULT_IDENTIFIER_KIND.into()),
             enroll_unknown_members: spec.enroll_unknown_members.unwrap_or(true),
+            points_expiry: spec.points_expiry,
             admin_token_hash: TokenHash::of(&token),
             created_at: self.now(),
         };
@@ -191,6 +192,7 @@ impl Engine {
             limits: spec.limits,
             priority: spec.priority,
             stop_other_rules: spec.stop_other_rules,
+            pending_days: spec.pending_days,
             active_from: spec.active_from,
             active_until: spec.active_until,
             created_at: now,
@@ -235,6 +237,7 @@ impl Engine {
             limits: spec.limits,
             priority: spec.priority,
             stop_other_rules: spec.stop_other_rules,
+            pending_days: spec.pending_days,
             active_from: spec.active_from,
             active_until: spec.active_until,
             updated_at: self.now(),

@@ -7,6 +7,7 @@ mod admin;
 mod allowance;
 mod cache;
 mod client_id;
+mod expiry;
 mod ingest;
 mod points;
 mod queries;
@@ -14,6 +15,7 @@ mod results;
 mod simulate;
 
 pub use allowance::{LimitAllowance, RuleAllowance};
+pub use expiry::MemberView;
 pub use ingest::{AuthenticatedRequest, IncomingRequest, IngestTarget};
 pub use points::{AdjustmentDone, ReversalDone};
 pub use results::{IngestResponse, ItemOutcome, ItemResult};

@@ -89,6 +89,7 @@ impl Engine {
             points,
             reverses: None,
             reason: Some(reason),
+            available_at: None,
             test: stored.test,
             created_at: now,
             occurred_at: now,

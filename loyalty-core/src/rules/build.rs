@@ -35,6 +35,7 @@ impl RuleSpec {
             limits: Value::Null,
             priority: 0,
             stop_other_rules: false,
+            pending_days: None,
             active_from: None,
             active_until: None,
         }
@@ -64,6 +65,13 @@ impl RuleSpec {
     /// When this rule awards, the rules after it do not run.
     pub fn stop_other_rules(mut self) -> Self {
         self.stop_other_rules = true;
+        self
+    }
+
+    /// Its awards become spendable `days` after their event (they count toward limits at
+    /// once).
+    pub fn pending_days(mut self, days: u32) -> Self {
+        self.pending_days = Some(days);
         self
     }
 

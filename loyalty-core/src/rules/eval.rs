@@ -68,6 +68,15 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
+    /// How long the awards of `rule` stay pending, if they do.
+    pub fn pending_days(&self, rule: &RuleId) -> Option<u32> {
+        self.rules
+            .iter()
+            .find(|r| r.id == *rule)
+            .and_then(|r| r.pending_days)
+            .filter(|days| *days > 0)
+    }
+
     /// The usage an evaluation at `at` reads: the periods that the rules' limits name.
     pub fn usage_keys(&self, at: DateTime<Utc>) -> Vec<UsageKey> {
         let mut keys: Vec<UsageKey> = self

@@ -29,6 +29,10 @@ pub struct RuleSpec {
     pub priority: i32,
     #[serde(default)]
     pub stop_other_rules: bool,
+    /// Its awards count toward limits at once but are spendable only this many days after
+    /// their event (absent or 0: at once).
+    #[serde(default)]
+    pub pending_days: Option<u32>,
     pub active_from: Option<DateTime<Utc>>,
     pub active_until: Option<DateTime<Utc>>,
 }
@@ -46,6 +50,8 @@ pub struct Rule {
     pub limits: Value,
     pub priority: i32,
     pub stop_other_rules: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_days: Option<u32>,
     pub active_from: Option<DateTime<Utc>>,
     pub active_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -74,6 +80,18 @@ impl RuleSpec {
                     "activeUntil must be after activeFrom",
                 ));
             }
+        }
+        if self
+            .pending_days
+            .is_some_and(|d| d > crate::program::MAX_DAYS)
+        {
+            return Err(Error::invalid(
+                "/pendingDays",
+                format!(
+                    "pendingDays must be between 0 and {}",
+                    crate::program::MAX_DAYS
+                ),
+            ));
         }
         RuleDefinition::compile(&self.conditions, &self.points, &self.limits)
     }

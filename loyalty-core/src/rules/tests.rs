@@ -21,6 +21,7 @@ pub(crate) fn rule(id: &str, conditions: Value, points: Value, limits: Value) ->
         limits,
         priority: 0,
         stop_other_rules: false,
+        pending_days: None,
         active_from: None,
         active_until: None,
         created_at: at,

@@ -142,6 +142,9 @@ pub fn settle_accepted(
             points: award.points,
             reverses: None,
             reason: None,
+            available_at: rules
+                .pending_days(&award.rule_id)
+                .map(|days| candidate.occurred_at + chrono::Duration::days(i64::from(days))),
             test: entry.test,
             created_at: entry.received_at,
             occurred_at: candidate.occurred_at,

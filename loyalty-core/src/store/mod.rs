@@ -20,7 +20,7 @@ use crate::ledger::{
     ActivityItem, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
 };
 use crate::member::{Identifier, Member};
-use crate::program::Program;
+use crate::program::{PointsExpiry, Program};
 use crate::rules::{Rule, RuleSet, Usage, UsageKey};
 use async_trait::async_trait;
 
@@ -196,6 +196,25 @@ pub trait Store: Send + Sync + Debug {
         order_id: &str,
         test: bool,
     ) -> StoreResult<Option<PurchaseFound>>;
+
+    /// Members of the program who may have points past their expiry: at least every member
+    /// with an award that happened at or before `cutoff` and still has points left.
+    async fn members_to_expire(
+        &self,
+        program: &ProgramId,
+        cutoff: DateTime<Utc>,
+    ) -> StoreResult<Vec<MemberId>>;
+
+    /// Under the member's lock: reads its ledger, and writes an `expiry` entry for each lot
+    /// [`crate::lots::points_view`] says has expired at `now` (at most one per award, also
+    /// when several processes sweep at once). Returns the entries written.
+    async fn write_expiry(
+        &self,
+        program: &ProgramId,
+        member: &MemberId,
+        now: DateTime<Utc>,
+        policy: PointsExpiry,
+    ) -> StoreResult<Vec<LedgerEntry>>;
 
     /// Stores an adjustment, atomically with the member's balance; an idempotency key is
     /// claimed at most once per program, also under concurrency.

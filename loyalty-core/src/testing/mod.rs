@@ -58,6 +58,8 @@ macro_rules! store_conformance_suite {
             concurrent_reversals_never_take_more_than_was_given,
             purge_takes_the_reversals_of_what_it_removes,
             allowance_says_what_is_left_of_each_limit,
+            expired_points_leave_the_balance_and_the_sweep_writes_them_once,
+            pending_points_are_spendable_after_their_delay,
             refunds_reverse_what_the_purchase_earned,
             concurrent_refunds_never_reverse_more_than_was_earned
         );

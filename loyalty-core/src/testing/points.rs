@@ -299,3 +299,98 @@ pub async fn allowance_says_what_is_left_of_each_limit(store: Arc<dyn Store>) {
     let used: Vec<_> = rules[0].limits.iter().map(|l| l.used).collect();
     assert_eq!(used, [0, 0]);
 }
+
+pub async fn expired_points_leave_the_balance_and_the_sweep_writes_them_once(
+    store: Arc<dyn Store>,
+) {
+    let spec = crate::program::ProgramSpec {
+        name: "Expiring".into(),
+        points_expiry: Some(crate::program::PointsExpiry { after_days: 30 }),
+        ..Default::default()
+    };
+    let f = Arc::new(Fixture::with_program(store, Some(json!([])), spec).await);
+    awarded_event(&f, "a-1", "ann@example.com").await;
+    awarded_event(&f, "b-1", "bob@example.com").await;
+    let ann = f.member("ann@example.com").await;
+    let view = f.engine.member_view(&f.program, &ann).await.unwrap();
+    assert_eq!(view.balance, 10);
+    // The suite's events happen at 11:00 on the suite's day.
+    let expires = Utc.with_ymd_and_hms(2026, 12, 26, 11, 0, 0).unwrap();
+    assert_eq!(
+        view.expiring,
+        [crate::lots::Expiring {
+            points: 10,
+            at: expires
+        }]
+    );
+    f.clock.advance(chrono::Duration::days(31));
+    let view = f.engine.member_view(&f.program, &ann).await.unwrap();
+    assert_eq!(
+        (view.balance, view.expiring.len()),
+        (0, 0),
+        "expired points leave the balance before the sweep runs"
+    );
+    // Eight sweeps at once write each member's expiry once.
+    let now = f.engine.now();
+    let sweeps: Vec<_> = (0..8)
+        .map(|_| {
+            let f = f.clone();
+            tokio::spawn(async move { f.engine.run_expiry(now).await.unwrap() })
+        })
+        .collect();
+    let mut written = 0;
+    for sweep in sweeps {
+        written += sweep.await.unwrap();
+    }
+    assert_eq!(written, 2);
+    assert_eq!(f.engine.run_expiry(now).await.unwrap(), 0);
+    let entries = f
+        .engine
+        .store()
+        .ledger_entries(&f.program, &ann)
+        .await
+        .unwrap();
+    let expiry = entries
+        .iter()
+        .find(|e| e.kind == EntryKind::Expiry)
+        .unwrap();
+    assert_eq!((expiry.points, expiry.occurred_at), (-10, expires));
+    assert_ledger_consistent(&f, &ann).await;
+    let view = f.engine.member_view(&f.program, &ann).await.unwrap();
+    assert_eq!(view.balance, 0);
+}
+
+pub async fn pending_points_are_spendable_after_their_delay(store: Arc<dyn Store>) {
+    let f = Fixture::new(store, None).await;
+    let spec: RuleSpec = serde_json::from_value(json!({
+        "name": "Held a week",
+        "connectorId": f.connector,
+        "conditions": {"tag": "theme", "op": "eq", "value": "sport"},
+        "points": {"fixed": 10},
+        "limits": [{"count": 1, "per": "day"}],
+        "pendingDays": 7
+    }))
+    .unwrap();
+    let rule = f.engine.create_rule(&f.program, spec).await.unwrap();
+    assert_eq!(rule.pending_days, Some(7));
+    let event = awarded_event(&f, "a-1", "ann@example.com").await;
+    let ann = f.member("ann@example.com").await;
+    let view = f.engine.member_view(&f.program, &ann).await.unwrap();
+    assert_eq!((view.balance, view.pending), (0, 10));
+    // Pending points count toward limits at once.
+    let allowance = f.engine.allowance(&f.program, &ann).await.unwrap();
+    assert_eq!(allowance[0].limits[0].remaining, 0);
+    // A reversal while pending takes the pending points.
+    let part = f
+        .engine
+        .reverse_event(&f.program, &event, Some(4), "partial return")
+        .await
+        .unwrap();
+    assert_eq!(part.points(), -4);
+    let view = f.engine.member_view(&f.program, &ann).await.unwrap();
+    assert_eq!((view.balance, view.pending), (0, 6));
+    f.clock.advance(chrono::Duration::days(7));
+    let view = f.engine.member_view(&f.program, &ann).await.unwrap();
+    assert_eq!((view.balance, view.pending), (6, 0));
+    assert_ledger_consistent(&f, &ann).await;
+}

@@ -291,7 +291,8 @@ pub fn schemas() -> Value {
     let any = json!({});
     let program = json!({
         "id": string, "name": string, "defaultIdentifierKind": string,
-        "enrollUnknownMembers": boolean, "createdAt": date_time()
+        "enrollUnknownMembers": boolean, "createdAt": date_time(),
+        "pointsExpiry": {"oneOf": [{"type": "null"}, object(&["afterDays"], json!({"afterDays": integer}))]}
     });
     let mut program_created = program.clone();
     program_created["adminToken"] =
@@ -301,6 +302,7 @@ pub fn schemas() -> Value {
         "name",
         "defaultIdentifierKind",
         "enrollUnknownMembers",
+        "pointsExpiry",
         "createdAt",
     ];
     let mut created_fields = program_fields.to_vec();
@@ -331,7 +333,10 @@ pub fn schemas() -> Value {
         "ProgramSpec": stored(json!({"type": "object", "required": ["name"], "properties": {
             "name": name("1 to 200 characters, not only white space (trimmed)"),
             "defaultIdentifierKind": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_.:-]{1,64}$", "not": {"anyOf": [{"const": "default"}, line_feed()]}, "default": "email"},
-            "enrollUnknownMembers": {"type": ["boolean", "null"], "default": true}}})),
+            "enrollUnknownMembers": {"type": ["boolean", "null"], "default": true},
+            "pointsExpiry": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["afterDays"], "additionalProperties": false,
+                "properties": {"afterDays": {"type": "integer", "minimum": 1, "maximum": 36600}}}],
+                "description": "points of an award expire this many days after its event (null: never)"}}})),
         "Program": object(&program_fields, program),
         "ProgramCreated": object(&created_fields, program_created),
         "ProgramList": list_of("Program"),
@@ -363,18 +368,24 @@ pub fn schemas() -> Value {
             "limits": {"type": ["array", "null"], "maxItems": 10, "items": limit()},
             "priority": {"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX, "default": 0},
             "stopOtherRules": {"type": "boolean", "default": false},
+            "pendingDays": {"type": ["integer", "null"], "minimum": 0, "maximum": 36600,
+                "description": "awards count toward limits at once, and are spendable this many days after their event"},
             "activeFrom": nullable(date_time()), "activeUntil": nullable(date_time())}})),
         "Rule": object(
             &["id", "programId", "connectorId", "name", "conditions", "points", "limits", "priority", "stopOtherRules", "activeFrom", "activeUntil", "createdAt", "updatedAt"],
             json!({"id": string, "programId": string, "connectorId": string, "name": string,
                 "conditions": {"description": "as written"}, "points": {"description": "as written"}, "limits": {"description": "as written"},
-                "priority": integer, "stopOtherRules": boolean, "activeFrom": nullable(date_time()), "activeUntil": nullable(date_time()),
+                "priority": integer, "stopOtherRules": boolean, "pendingDays": integer, "activeFrom": nullable(date_time()), "activeUntil": nullable(date_time()),
                 "createdAt": date_time(), "updatedAt": date_time()})),
         "RuleList": list_of("Rule"),
-        "Member": object(&["id", "identifiers", "balance", "test", "createdAt"], json!({
+        "Member": object(&["id", "identifiers", "balance", "pending", "expiring", "test", "createdAt"], json!({
             "id": string,
             "identifiers": {"type": "array", "items": object(&["kind", "value"], json!({"kind": string, "value": string}))},
-            "balance": integer, "test": boolean, "createdAt": date_time()})),
+            "balance": {"type": "integer", "description": "what can be spent: without pending or expired points"},
+            "pending": {"type": "integer", "minimum": 0, "description": "awarded, not yet spendable"},
+            "expiring": {"type": "array", "maxItems": 5, "items": object(&["points", "at"], json!({"points": integer, "at": date_time()})),
+                "description": "the next points to expire, soonest first"},
+            "test": boolean, "createdAt": date_time()})),
         "ActivityItem": object(&["type", "at", "points", "test"], json!({
             "type": {"enum": ["event", "ledger"]}, "at": date_time(), "eventId": string, "clientEventId": string,
             "status": status(), "kind": entry_kind.clone(), "reason": string,

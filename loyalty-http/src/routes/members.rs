@@ -6,10 +6,9 @@ use crate::extract::{query_value, AdminQuery, PathIds, ProgramAdmin};
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
-use loyalty_core::engine::RuleAllowance;
+use loyalty_core::engine::{MemberView, RuleAllowance};
 use loyalty_core::ids::MemberId;
 use loyalty_core::ledger::{ActivityItem, Page};
-use loyalty_core::member::Member;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -27,14 +26,17 @@ pub(crate) async fn find(
     State(state): State<AppState>,
     ProgramAdmin(program_id): ProgramAdmin,
     AdminQuery(pairs): AdminQuery,
-) -> ApiResult<Json<Member>> {
+) -> ApiResult<Json<MemberView>> {
     let kind = query_value(&pairs, "kind")?.unwrap_or("default");
     let value = query_value(&pairs, "value")?.ok_or_else(|| ApiError::InvalidField {
         path: "value".into(),
         message: "give the identifier as ?kind=K&value=V".into(),
     })?;
     Ok(Json(
-        state.engine.find_member(&program_id, kind, value).await?,
+        state
+            .engine
+            .find_member_view(&program_id, kind, value)
+            .await?,
     ))
 }
 
@@ -42,9 +44,9 @@ pub(crate) async fn read(
     State(state): State<AppState>,
     ProgramAdmin(program_id): ProgramAdmin,
     PathIds(path): PathIds<MemberPath>,
-) -> ApiResult<Json<Member>> {
+) -> ApiResult<Json<MemberView>> {
     Ok(Json(
-        state.engine.get_member(&program_id, &path.id()).await?,
+        state.engine.member_view(&program_id, &path.id()).await?,
     ))
 }
 

@@ -324,3 +324,85 @@ async fn allowance_answers_each_limit_with_its_reset() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_member_reads_with_pending_and_expiring_points() {
+    let server = TestServer::start().await;
+    let program = server
+        .ok(
+            Method::POST,
+            "/v1/programs",
+            crate::harness::ROOT,
+            Some(json!({"name": "Expiring", "pointsExpiry": {"afterDays": 30}})),
+        )
+        .await;
+    assert_eq!(program["pointsExpiry"], json!({"afterDays": 30}));
+    let (id, token) = (
+        program["id"].as_str().unwrap().to_owned(),
+        program["adminToken"].as_str().unwrap().to_owned(),
+    );
+    let connector = server
+        .connector(
+            &id,
+            &token,
+            json!({"type": "queryToken", "token": "s3cret-token"}),
+        )
+        .await;
+    let connector = connector["id"].as_str().unwrap().to_owned();
+    let rule = server.seed_rule(&id, &token, &connector, json!([])).await;
+    let mut held = json!({"name": "Held", "connectorId": connector, "points": {"fixed": 5},
+        "conditions": rule["conditions"], "pendingDays": 14});
+    let held_rule = server
+        .ok(
+            Method::POST,
+            &format!("/v1/programs/{id}/rules"),
+            &token,
+            Some(held.take()),
+        )
+        .await;
+    assert_eq!(held_rule["pendingDays"], 14);
+    server
+        .send(
+            &connector,
+            "?token=s3cret-token",
+            &[],
+            article("a-1", "ann@example.com", "sport", 5).to_string(),
+        )
+        .await;
+    let member = server
+        .ok(
+            Method::GET,
+            &format!("/v1/programs/{id}/members?kind=email&value=ann@example.com"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (&member["balance"], &member["pending"]),
+        (&json!(10), &json!(5))
+    );
+    let expiring = member["expiring"].as_array().unwrap();
+    assert_eq!(expiring.len(), 2);
+    assert_eq!(
+        expiring
+            .iter()
+            .map(|e| e["points"].as_i64().unwrap())
+            .sum::<i64>(),
+        15
+    );
+    let (status, problem) = server
+        .call(
+            Method::POST,
+            "/v1/programs",
+            Some(crate::harness::ROOT),
+            Some(json!({"name": "Never", "pointsExpiry": {"afterDays": 0}})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["path"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("/pointsExpiry/afterDays")
+        )
+    );
+}

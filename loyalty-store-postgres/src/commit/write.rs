@@ -432,6 +432,7 @@ struct LedgerRows<'a> {
     test: Vec<bool>,
     created: Vec<DateTime<Utc>>,
     occurred: Vec<DateTime<Utc>>,
+    available: Vec<Option<DateTime<Utc>>>,
 }
 
 impl<'a> LedgerRows<'a> {
@@ -448,6 +449,7 @@ impl<'a> LedgerRows<'a> {
             test: Vec::with_capacity(n),
             created: Vec::with_capacity(n),
             occurred: Vec::with_capacity(n),
+            available: Vec::with_capacity(n),
         }
     }
 
@@ -466,6 +468,7 @@ impl<'a> LedgerRows<'a> {
         self.test.push(line.test);
         self.created.push(line.created_at);
         self.occurred.push(line.occurred_at);
+        self.available.push(line.available_at);
     }
 
     fn bind(self, call: &mut Call) -> Result<()> {
@@ -479,7 +482,8 @@ impl<'a> LedgerRows<'a> {
         call.bind("l_points", self.points)?;
         call.bind("l_test", self.test)?;
         call.bind("l_created", self.created)?;
-        call.bind("l_occurred", self.occurred)
+        call.bind("l_occurred", self.occurred)?;
+        call.bind("l_available", self.available)
     }
 }
 

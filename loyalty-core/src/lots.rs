@@ -1,0 +1,277 @@
+//! What a member's points are made of, at a moment: each award (and each positive adjustment)
+//! is a lot, with when it becomes spendable (pending awards) and when it expires (the
+//! program's policy); reversals and expiries take from the lot they name, and a negative
+//! adjustment uses up the oldest lots first. From that, the spendable balance, the pending
+//! points, the next points to expire, and the points that have expired but have no `expiry`
+//! entry yet (the sweep writes those). Pure: every store and the engine read the same answer.
+
+use crate::ids::LedgerEntryId;
+use crate::ledger::{EntryKind, LedgerEntry};
+use crate::program::PointsExpiry;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// How many of the next expiries a member view lists.
+pub const EXPIRING_SHOWN: usize = 5;
+
+/// Points that expire at a time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Expiring {
+    pub points: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// A member's points at a moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PointsView {
+    /// What can be spent: the ledger's sum without pending and expired points.
+    pub balance: i64,
+    /// Awarded, counted toward limits, not yet spendable.
+    pub pending: i64,
+    /// The next lots to expire, soonest first.
+    pub expiring: Vec<Expiring>,
+    /// Lots past their expiry with points left and no `expiry` entry yet: (award, points).
+    pub expired: Vec<(LedgerEntryId, i64)>,
+}
+
+struct Lot {
+    award: Option<LedgerEntryId>,
+    left: i64,
+    occurred_at: DateTime<Utc>,
+    available_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// The member's points at `now`, from all of its ledger entries (in ledger order).
+pub fn points_view(
+    entries: &[LedgerEntry],
+    now: DateTime<Utc>,
+    expiry: Option<PointsExpiry>,
+) -> PointsView {
+    let mut lots: Vec<Lot> = entries
+        .iter()
+        .filter(|e| e.points > 0)
+        .filter_map(|e| match e.kind {
+            EntryKind::Award => Some(Lot {
+                award: Some(e.id.clone()),
+                left: e.points,
+                occurred_at: e.occurred_at,
+                available_at: e.available_at,
+                expires_at: expiry.map(|policy| policy.expires_at(e.occurred_at)),
+            }),
+            EntryKind::Adjustment => Some(Lot {
+                award: None,
+                left: e.points,
+                occurred_at: e.created_at,
+                available_at: None,
+                expires_at: None,
+            }),
+            _ => None,
+        })
+        .collect();
+    // Oldest first: the order negative adjustments use lots up in.
+    lots.sort_by_key(|lot| lot.occurred_at);
+    for entry in entries.iter().filter(|e| e.points < 0) {
+        let mut owed = -entry.points;
+        if let Some(award) = &entry.reverses {
+            if let Some(lot) = lots.iter_mut().find(|l| l.award.as_ref() == Some(award)) {
+                let take = owed.min(lot.left);
+                lot.left -= take;
+                owed -= take;
+            }
+        }
+        if entry.kind == EntryKind::Adjustment {
+            for lot in lots.iter_mut() {
+                let take = owed.min(lot.left);
+                lot.left -= take;
+                owed -= take;
+            }
+        }
+    }
+    let total: i64 = entries.iter().map(|e| e.points).sum();
+    let mut view = PointsView::default();
+    let mut expiring = Vec::new();
+    for lot in lots.iter().filter(|l| l.left > 0) {
+        match lot.expires_at {
+            Some(at) if at <= now => {
+                if let Some(award) = &lot.award {
+                    view.expired.push((award.clone(), lot.left));
+                }
+                continue;
+            }
+            Some(at) => expiring.push(Expiring {
+                points: lot.left,
+                at,
+            }),
+            None => {}
+        }
+        if lot.available_at.is_some_and(|at| at > now) {
+            view.pending += lot.left;
+        }
+    }
+    expiring.sort_by_key(|e| e.at);
+    expiring.truncate(EXPIRING_SHOWN);
+    view.expiring = expiring;
+    let expired: i64 = view.expired.iter().map(|(_, points)| points).sum();
+    view.balance = total - view.pending - expired;
+    view
+}
+
+/// The `expiry` entries for what has expired in `entries` at `now` (positions are the store's
+/// to assign): each takes what is left of one award, with the award's rule, dated when it
+/// expired.
+pub fn expiry_entries(
+    entries: &[LedgerEntry],
+    now: DateTime<Utc>,
+    policy: PointsExpiry,
+) -> Vec<LedgerEntry> {
+    let view = points_view(entries, now, Some(policy));
+    view.expired
+        .into_iter()
+        .filter_map(|(award, points)| {
+            let award = entries.iter().find(|e| e.id == award)?;
+            Some(LedgerEntry {
+                id: LedgerEntryId::generate(),
+                program_id: award.program_id.clone(),
+                member_id: award.member_id.clone(),
+                kind: EntryKind::Expiry,
+                event_id: None,
+                connector_id: None,
+                rule_id: award.rule_id.clone(),
+                points: -points,
+                reverses: Some(award.id.clone()),
+                reason: None,
+                available_at: None,
+                test: award.test,
+                created_at: now,
+                occurred_at: policy.expires_at(award.occurred_at),
+                seq: 0,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{EventId, MemberId, ProgramId, RuleId};
+    use chrono::{Duration, TimeZone};
+
+    fn day(n: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap() + Duration::days(n)
+    }
+
+    fn entry(id: &str, kind: EntryKind, points: i64, at: i64) -> LedgerEntry {
+        LedgerEntry {
+            id: LedgerEntryId::new(id),
+            program_id: ProgramId::new("prg_a"),
+            member_id: MemberId::new("mem_a"),
+            kind,
+            event_id: (kind == EntryKind::Award).then(|| EventId::new(format!("evt_{id}"))),
+            connector_id: None,
+            rule_id: (kind == EntryKind::Award).then(|| RuleId::new("rul_a")),
+            points,
+            reverses: None,
+            reason: None,
+            available_at: None,
+            test: false,
+            created_at: day(at),
+            occurred_at: day(at),
+            seq: 0,
+        }
+    }
+
+    fn taking(id: &str, kind: EntryKind, points: i64, award: &str, at: i64) -> LedgerEntry {
+        LedgerEntry {
+            reverses: Some(LedgerEntryId::new(award)),
+            ..entry(id, kind, points, at)
+        }
+    }
+
+    const THIRTY_DAYS: Option<PointsExpiry> = Some(PointsExpiry { after_days: 30 });
+
+    #[test]
+    fn expired_points_leave_the_balance_before_the_sweep_writes_them() {
+        let entries = [
+            entry("a1", EntryKind::Award, 10, 0),
+            entry("a2", EntryKind::Award, 20, 10),
+        ];
+        let before = points_view(&entries, day(29), THIRTY_DAYS);
+        assert_eq!((before.balance, before.pending), (30, 0));
+        assert_eq!(
+            before.expiring,
+            [
+                Expiring {
+                    points: 10,
+                    at: day(30)
+                },
+                Expiring {
+                    points: 20,
+                    at: day(40)
+                }
+            ]
+        );
+        let after = points_view(&entries, day(30), THIRTY_DAYS);
+        assert_eq!(after.balance, 20);
+        assert_eq!(after.expired, [(LedgerEntryId::new("a1"), 10)]);
+        // Once the sweep wrote the expiry, nothing more is expired, and the balance is the same.
+        let mut swept = entries.to_vec();
+        swept.push(taking("x1", EntryKind::Expiry, -10, "a1", 30));
+        let swept = points_view(&swept, day(31), THIRTY_DAYS);
+        assert_eq!((swept.balance, swept.expired.len()), (20, 0));
+        assert_eq!(points_view(&entries, day(400), None).balance, 30);
+    }
+
+    #[test]
+    fn negative_adjustments_use_the_oldest_points_first() {
+        let entries = [
+            entry("a1", EntryKind::Award, 10, 0),
+            entry("a2", EntryKind::Award, 20, 10),
+            entry("n1", EntryKind::Adjustment, -15, 12),
+        ];
+        let view = points_view(&entries, day(35), THIRTY_DAYS);
+        // a1 was used up by the adjustment: nothing of it expires; 15 of a2 are left.
+        assert!(view.expired.is_empty());
+        assert_eq!(view.balance, 15);
+        assert_eq!(
+            view.expiring,
+            [Expiring {
+                points: 15,
+                at: day(40)
+            }]
+        );
+        let view = points_view(&entries, day(40), THIRTY_DAYS);
+        assert_eq!((view.balance, view.expired.len()), (0, 1));
+    }
+
+    #[test]
+    fn pending_points_count_once_available_and_a_reversal_takes_them() {
+        let pending = LedgerEntry {
+            available_at: Some(day(14)),
+            ..entry("a1", EntryKind::Award, 10, 0)
+        };
+        let entries = [pending.clone(), entry("a2", EntryKind::Award, 5, 1)];
+        let view = points_view(&entries, day(7), None);
+        assert_eq!((view.balance, view.pending), (5, 10));
+        let view = points_view(&entries, day(14), None);
+        assert_eq!((view.balance, view.pending), (15, 0));
+        let reversed = [
+            pending,
+            entry("a2", EntryKind::Award, 5, 1),
+            taking("r1", EntryKind::Reversal, -4, "a1", 2),
+        ];
+        let view = points_view(&reversed, day(7), None);
+        assert_eq!((view.balance, view.pending), (5, 6));
+    }
+
+    #[test]
+    fn a_deficit_shows_as_a_negative_balance() {
+        let entries = [
+            entry("a1", EntryKind::Award, 10, 0),
+            entry("n1", EntryKind::Adjustment, -25, 1),
+        ];
+        let view = points_view(&entries, day(2), THIRTY_DAYS);
+        assert_eq!((view.balance, view.pending), (-15, 0));
+        assert!(view.expiring.is_empty());
+    }
+}
