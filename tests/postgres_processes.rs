@@ -438,3 +438,135 @@ async fn a_killed_server_loses_and_doubles_nothing() {
     assert_eq!(balances.values().sum::<i64>(), 40_000);
     assert_eq!(balances.len(), 50);
 }
+
+/// Refunds delivered through two server processes at once, on one database: one refund sent
+/// sixteen times is accepted once, and sixteen partial refunds whose sum is four times the
+/// order take back exactly what the purchase earned, not a point more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refunds_through_two_servers_never_reverse_more_than_was_earned() {
+    let url = fresh_database("two_servers_refunds").await;
+    let one = Server::start(&url);
+    let two = Server::start(&url);
+    let client = reqwest::Client::new();
+    let program = admin(
+        &client,
+        &one.base,
+        ROOT,
+        reqwest::Method::POST,
+        "/v1/programs",
+        Some(json!({"name": "Shop"})),
+    )
+    .await;
+    let (pid, token) = (
+        program["id"].as_str().unwrap().to_owned(),
+        program["adminToken"].as_str().unwrap().to_owned(),
+    );
+    let connector = |event_type: &str, mapping: &str| {
+        json!({"name": event_type, "eventType": event_type,
+               "auth": {"type": "queryToken", "token": "s3cret-token"}, "mapping": mapping})
+    };
+    let path = format!("/v1/programs/{pid}/connectors");
+    let orders = admin(&client, &one.base, &token, reqwest::Method::POST, &path, Some(connector(
+        "ecommerce.purchase",
+        r#"{"profile": {"kind": "email", "value": email}, "payload": {"orderId": order, "amount": total, "currency": "EUR"}}"#,
+    )))
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refunds = admin(
+        &client,
+        &one.base,
+        &token,
+        reqwest::Method::POST,
+        &path,
+        Some(connector(
+            "ecommerce.refund",
+            r#"{"clientEventId": id, "payload": {"orderId": order, "amount": amount}}"#,
+        )),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (name, points) in [
+        ("Per euro", json!({"perAmount": {"points": 1, "per": 1}})),
+        ("Bonus", json!({"fixed": 10})),
+    ] {
+        admin(
+            &client,
+            &one.base,
+            &token,
+            reqwest::Method::POST,
+            &format!("/v1/programs/{pid}/rules"),
+            Some(json!({"name": name, "connectorId": orders, "points": points})),
+        )
+        .await;
+    }
+    // Past the engines' connector caches: both servers see the rules.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let bought: Value = client
+        .post(format!(
+            "{}/v1/incoming/{orders}?token=s3cret-token",
+            two.base
+        ))
+        .body(json!({"email": "ann@example.com", "order": "o-1", "total": 20}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bought["results"][0]["points"], 30, "{bought}");
+
+    let mut tasks = Vec::new();
+    for task in 0..32 {
+        let client = client.clone();
+        let base = if task % 2 == 0 { &one.base } else { &two.base }.clone();
+        let refunds = refunds.clone();
+        tasks.push(tokio::spawn(async move {
+            // Even tasks: one refund, sent again and again; odd ones: partial refunds of 5.
+            let id = if task % 4 < 2 {
+                "same".to_owned()
+            } else {
+                format!("part-{task}")
+            };
+            let response: Value = client
+                .post(format!("{base}/v1/incoming/{refunds}?token=s3cret-token"))
+                .body(json!({"id": id, "order": "o-1", "amount": 5}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (id, response["results"][0].clone())
+        }));
+    }
+    let mut taken = 0;
+    let mut same_accepted = 0;
+    for task in tasks {
+        let (id, result) = task.await.unwrap();
+        let points = result["points"].as_i64().unwrap();
+        assert!(points <= 0, "{result}");
+        taken -= points;
+        if id == "same" && result["status"] == "accepted" {
+            same_accepted += 1;
+        }
+    }
+    assert_eq!(
+        same_accepted, 1,
+        "one refund is accepted once, whichever server"
+    );
+    assert_eq!(taken, 30, "all that was earned, and not a point more");
+    let member = admin(
+        &client,
+        &two.base,
+        &token,
+        reqwest::Method::GET,
+        &format!("/v1/programs/{pid}/members?kind=email&value=ann@example.com"),
+        None,
+    )
+    .await;
+    assert_eq!(member["balance"], 0);
+}
