@@ -8,18 +8,50 @@
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use std::sync::Arc;
-//! use loyalty_core::{Engine, clock::SystemClock, program::ProgramSpec};
+//! use loyalty_core::prelude::*;
 //! use loyalty_store_memory::MemoryStore;
+//! use std::sync::Arc;
 //!
 //! let engine = Engine::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock));
-//! let (program, admin_token) = engine
+//! let (program, _admin_token) = engine
 //!     .create_program(ProgramSpec { name: "Readers".into(), ..Default::default() })
-//!     .await
-//!     .unwrap();
-//! assert!(!admin_token.is_empty());
-//! assert_eq!(program.name, "Readers");
-//! # });
+//!     .await?;
+//! let mapping = r#"{"clientEventId": id, "profile": {"kind": "email", "value": email},
+//!                   "payload": {"tags": [{"name": "theme", "value": theme}]}}"#;
+//! let connector = engine
+//!     .create_connector(
+//!         &program.id,
+//!         ConnectorSpec::new(
+//!             "Article Read",
+//!             EventType::CustomBasic,
+//!             AuthSpec::query_token("token", "s3cret"),
+//!             mapping,
+//!         ),
+//!     )
+//!     .await?;
+//! let rule = RuleSpec::new("Sport readers", connector.id.clone(), PointsRule::fixed(10))
+//!     .when(Condition::tag("theme", TextTest::Eq("sport".into())))
+//!     .limit(Limit::count(1, Period::Day));
+//! engine.create_rule(&program.id, rule).await?;
+//!
+//! let body = br#"{"id": "evt-1", "email": "ann@example.com", "theme": "sport"}"#;
+//! let request = IncomingRequest {
+//!     connector_id: connector.id.as_str(),
+//!     query: "token=s3cret",
+//!     headers: &[],
+//!     body,
+//!     test: false,
+//! };
+//! let response = engine.ingest(request).await?;
+//! match &response.results[0].outcome {
+//!     ItemOutcome::Accepted { points, .. } => assert_eq!(*points, 10),
+//!     other => panic!("not accepted: {other:?}"),
+//! }
+//! // Sent again, it is a duplicate: nothing is awarded twice.
+//! let again = engine.ingest(request).await?;
+//! assert_eq!(again.results[0].status(), ItemStatus::Duplicate);
+//! # Ok::<(), Error>(())
+//! # }).unwrap();
 //! ```
 
 pub mod auth;
