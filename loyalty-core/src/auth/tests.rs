@@ -368,7 +368,14 @@ fn shopify_woocommerce_typeform_segment_against_python() {
     let base64 = python_hmac("sha256", secret.as_bytes(), body, "base64");
     let typeform = format!("sha256={base64}");
     let segment = python_hmac("sha1", secret.as_bytes(), body, "hex");
-    let cases: [(&str, Vec<(&str, &[u8])>, Option<&str>, Option<&str>); 4] = [
+    /// A scheme, its signed headers, the delivery id it names and the body field it reads.
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, &'a [u8])>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    let cases: [Case; 4] = [
         (
             "shopify",
             vec![
