@@ -28,8 +28,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use libfuzzer_sys::fuzz_target;
 use loyalty_core::auth::{
-    body_signature, standard_webhooks_signature, Algorithm, AuthFailure, ConnectorAuth,
-    Encoding, RequestParts, SenderKind,
+    body_signature, standard_webhooks_signature, Algorithm, AuthFailure, ConnectorAuth, Encoding,
+    RequestParts, SenderKind,
 };
 use loyalty_core::mapping::Document;
 use loyalty_core::secret::{Secret, TokenHash};
@@ -56,7 +56,11 @@ struct Scheme {
     optional: &'static [&'static str],
 }
 
-fn sender(sender: SenderKind, required: &'static [&'static str], optional: &'static [&'static str]) -> Scheme {
+fn sender(
+    sender: SenderKind,
+    required: &'static [&'static str],
+    optional: &'static [&'static str],
+) -> Scheme {
     Scheme {
         auth: ConnectorAuth::Sender {
             sender,
@@ -113,13 +117,29 @@ fn schemes() -> Vec<Scheme> {
             required: &["x-shopify-hmac-sha256"],
             optional: &[],
         },
-        sender(SenderKind::Github, &["x-hub-signature-256"], &["x-github-delivery"]),
-        sender(SenderKind::Shopify, &["x-shopify-hmac-sha256"], &["x-shopify-webhook-id"]),
+        sender(
+            SenderKind::Github,
+            &["x-hub-signature-256"],
+            &["x-github-delivery"],
+        ),
+        sender(
+            SenderKind::Shopify,
+            &["x-shopify-hmac-sha256"],
+            &["x-shopify-webhook-id"],
+        ),
         sender(SenderKind::Typeform, &["typeform-signature"], &[]),
-        sender(SenderKind::Woocommerce, &["x-wc-webhook-signature"], &["x-wc-webhook-delivery-id"]),
+        sender(
+            SenderKind::Woocommerce,
+            &["x-wc-webhook-signature"],
+            &["x-wc-webhook-delivery-id"],
+        ),
         sender(SenderKind::Segment, &["x-signature"], &[]),
         sender(SenderKind::Stripe, &["stripe-signature"], &[]),
-        sender(SenderKind::Slack, &["x-slack-signature", "x-slack-request-timestamp"], &[]),
+        sender(
+            SenderKind::Slack,
+            &["x-slack-signature", "x-slack-request-timestamp"],
+            &[],
+        ),
         sender(
             SenderKind::Hubspot,
             &["x-hubspot-signature-v3", "x-hubspot-request-timestamp"],
@@ -127,7 +147,10 @@ fn schemes() -> Vec<Scheme> {
         ),
         sender(
             SenderKind::Zendesk,
-            &["x-zendesk-webhook-signature", "x-zendesk-webhook-signature-timestamp"],
+            &[
+                "x-zendesk-webhook-signature",
+                "x-zendesk-webhook-signature-timestamp",
+            ],
             &["x-zendesk-webhook-invocation-id"],
         ),
         Scheme {
@@ -259,11 +282,19 @@ fuzz_target!(|data: &[u8]| {
             "x-signature" => Some(hmac(Algorithm::Sha1, Encoding::Hex, &[body])),
             "stripe-signature" => Some(format!(
                 "t={NOW},v1={}",
-                hmac(Algorithm::Sha256, Encoding::Hex, &[NOW.to_string().as_bytes(), b".", body])
+                hmac(
+                    Algorithm::Sha256,
+                    Encoding::Hex,
+                    &[NOW.to_string().as_bytes(), b".", body]
+                )
             )),
             "x-slack-signature" => Some(format!(
                 "v0={}",
-                hmac(Algorithm::Sha256, Encoding::Hex, &[b"v0:", slack_ts.as_bytes(), b":", body])
+                hmac(
+                    Algorithm::Sha256,
+                    Encoding::Hex,
+                    &[b"v0:", slack_ts.as_bytes(), b":", body]
+                )
             )),
             "x-hubspot-signature-v3" => Some(hmac(
                 Algorithm::Sha256,
@@ -341,11 +372,20 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(ok) = &result {
             if let Some(id) = &ok.delivery_id {
                 // A delivery id becomes a clientEventId: bounded and printable.
-                assert!(id.len() <= 256 && !id.chars().any(char::is_control), "bad id {id:?}");
+                assert!(
+                    id.len() <= 256 && !id.chars().any(char::is_control),
+                    "bad id {id:?}"
+                );
             }
             if let ConnectorAuth::StandardWebhooks { .. } = scheme.auth {
-                let id = ok.delivery_id.as_deref().expect("standard webhooks names the message");
-                assert!(id.len() <= 256 && !id.contains('.'), "bad message id {id:?}");
+                let id = ok
+                    .delivery_id
+                    .as_deref()
+                    .expect("standard webhooks names the message");
+                assert!(
+                    id.len() <= 256 && !id.contains('.'),
+                    "bad message id {id:?}"
+                );
             }
         }
         if let Err(AuthFailure::OutsideTolerance(t)) = result {
@@ -354,7 +394,8 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The body, as the ingestion path handles it after authentication.
-    if let Ok(parsed) = Document::parse_body(body, 1000, &loyalty_core::mapping::Projection::Whole) {
+    if let Ok(parsed) = Document::parse_body(body, 1000, &loyalty_core::mapping::Projection::Whole)
+    {
         let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
         assert_eq!(parsed.bulk, is_array);
         for item in &parsed.items {
