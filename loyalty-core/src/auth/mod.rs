@@ -19,7 +19,7 @@ mod timestamped;
 
 pub use common::{Algorithm, Encoding};
 pub use spec::{
-    AuthSpec, AuthView, ConnectorAuth, GeneratedCredentials, SenderKind, SenderSpec, SenderView,
+    AuthSpec, AuthView, ConnectorAuth, GeneratedCredentials, SenderKind, SenderView,
     DEFAULT_QUERY_PARAM, DEFAULT_SIGNATURE_HEADER, DEFAULT_TOKEN_HEADER, DEFAULT_TOLERANCE_SECONDS,
 };
 pub use standard::standard_webhooks_signature;

@@ -49,15 +49,7 @@ pub enum AuthSpec {
         secrets: Option<Vec<String>>,
         tolerance_seconds: Option<u64>,
     },
-    /// A sender's own scheme, by name (`github`, `shopify`, `stripe`, …).
-    #[serde(untagged)]
-    Sender(SenderSpec),
-}
-
-/// The schemes named after their sender: only secrets, and a tolerance for the timestamped.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
-pub enum SenderSpec {
+    // The senders' own schemes: only secrets, and a tolerance for the timestamped.
     Github {
         secrets: Option<Vec<String>>,
     },
@@ -135,32 +127,10 @@ impl AuthSpec {
     /// A sender's own scheme (`"github"`, `"stripe"`, …) with these secrets and the default
     /// tolerance; `None` for a name that is not one.
     pub fn sender(scheme: &str, secrets: impl IntoIterator<Item = String>) -> Option<Self> {
-        let secrets = Some(secrets.into_iter().collect());
-        let spec = match scheme {
-            "github" => SenderSpec::Github { secrets },
-            "shopify" => SenderSpec::Shopify { secrets },
-            "typeform" => SenderSpec::Typeform { secrets },
-            "woocommerce" => SenderSpec::Woocommerce { secrets },
-            "segment" => SenderSpec::Segment { secrets },
-            "stripe" => SenderSpec::Stripe {
-                secrets,
-                tolerance_seconds: None,
-            },
-            "slack" => SenderSpec::Slack {
-                secrets,
-                tolerance_seconds: None,
-            },
-            "hubspot" => SenderSpec::Hubspot {
-                secrets,
-                tolerance_seconds: None,
-            },
-            "zendesk" => SenderSpec::Zendesk {
-                secrets,
-                tolerance_seconds: None,
-            },
-            _ => return None,
-        };
-        Some(AuthSpec::Sender(spec))
+        let kind = SenderKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == scheme)?;
+        Some(kind.spec(Some(secrets.into_iter().collect()), None))
     }
 
     /// The spec of scheme `scheme` with everything left out: what a template names.
@@ -186,46 +156,52 @@ impl AuthSpec {
                 secrets: None,
                 tolerance_seconds: None,
             }),
-            _ => match AuthSpec::sender(scheme, [])? {
-                AuthSpec::Sender(spec) => Some(AuthSpec::Sender(spec.without_secrets())),
-                other => Some(other),
-            },
+            _ => SenderKind::ALL
+                .into_iter()
+                .find(|kind| kind.as_str() == scheme)
+                .map(|kind| kind.spec(None, None)),
         }
+    }
+
+    /// A sender's scheme as its kind, secrets and tolerance; `None` for the other schemes.
+    fn sender_parts(&self) -> Option<SenderParts> {
+        use AuthSpec as A;
+        let (sender, secrets, tolerance_seconds) = match self {
+            A::Github { secrets } => (SenderKind::Github, secrets, None),
+            A::Shopify { secrets } => (SenderKind::Shopify, secrets, None),
+            A::Typeform { secrets } => (SenderKind::Typeform, secrets, None),
+            A::Woocommerce { secrets } => (SenderKind::Woocommerce, secrets, None),
+            A::Segment { secrets } => (SenderKind::Segment, secrets, None),
+            A::Stripe {
+                secrets,
+                tolerance_seconds,
+            } => (SenderKind::Stripe, secrets, *tolerance_seconds),
+            A::Slack {
+                secrets,
+                tolerance_seconds,
+            } => (SenderKind::Slack, secrets, *tolerance_seconds),
+            A::Hubspot {
+                secrets,
+                tolerance_seconds,
+            } => (SenderKind::Hubspot, secrets, *tolerance_seconds),
+            A::Zendesk {
+                secrets,
+                tolerance_seconds,
+            } => (SenderKind::Zendesk, secrets, *tolerance_seconds),
+            _ => return None,
+        };
+        Some(SenderParts {
+            sender,
+            secrets: secrets.clone(),
+            tolerance_seconds,
+        })
     }
 }
 
-impl SenderSpec {
-    fn without_secrets(self) -> Self {
-        let (kind, _, tolerance_seconds) = self.into_parts();
-        kind.spec(None, tolerance_seconds)
-    }
-
-    fn into_parts(self) -> (SenderKind, Option<Vec<String>>, Option<u64>) {
-        use SenderSpec as S;
-        match self {
-            S::Github { secrets } => (SenderKind::Github, secrets, None),
-            S::Shopify { secrets } => (SenderKind::Shopify, secrets, None),
-            S::Typeform { secrets } => (SenderKind::Typeform, secrets, None),
-            S::Woocommerce { secrets } => (SenderKind::Woocommerce, secrets, None),
-            S::Segment { secrets } => (SenderKind::Segment, secrets, None),
-            S::Stripe {
-                secrets,
-                tolerance_seconds,
-            } => (SenderKind::Stripe, secrets, tolerance_seconds),
-            S::Slack {
-                secrets,
-                tolerance_seconds,
-            } => (SenderKind::Slack, secrets, tolerance_seconds),
-            S::Hubspot {
-                secrets,
-                tolerance_seconds,
-            } => (SenderKind::Hubspot, secrets, tolerance_seconds),
-            S::Zendesk {
-                secrets,
-                tolerance_seconds,
-            } => (SenderKind::Zendesk, secrets, tolerance_seconds),
-        }
-    }
+struct SenderParts {
+    sender: SenderKind,
+    secrets: Option<Vec<String>>,
+    tolerance_seconds: Option<u64>,
 }
 
 /// The senders whose scheme is fixed but for the secrets (and a tolerance).
@@ -244,6 +220,18 @@ pub enum SenderKind {
 }
 
 impl SenderKind {
+    pub const ALL: [SenderKind; 9] = [
+        SenderKind::Github,
+        SenderKind::Shopify,
+        SenderKind::Typeform,
+        SenderKind::Woocommerce,
+        SenderKind::Segment,
+        SenderKind::Stripe,
+        SenderKind::Slack,
+        SenderKind::Hubspot,
+        SenderKind::Zendesk,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SenderKind::Github => "github",
@@ -266,27 +254,27 @@ impl SenderKind {
         )
     }
 
-    fn spec(self, secrets: Option<Vec<String>>, tolerance_seconds: Option<u64>) -> SenderSpec {
-        use SenderSpec as S;
+    fn spec(self, secrets: Option<Vec<String>>, tolerance_seconds: Option<u64>) -> AuthSpec {
+        use AuthSpec as A;
         match self {
-            SenderKind::Github => S::Github { secrets },
-            SenderKind::Shopify => S::Shopify { secrets },
-            SenderKind::Typeform => S::Typeform { secrets },
-            SenderKind::Woocommerce => S::Woocommerce { secrets },
-            SenderKind::Segment => S::Segment { secrets },
-            SenderKind::Stripe => S::Stripe {
+            SenderKind::Github => A::Github { secrets },
+            SenderKind::Shopify => A::Shopify { secrets },
+            SenderKind::Typeform => A::Typeform { secrets },
+            SenderKind::Woocommerce => A::Woocommerce { secrets },
+            SenderKind::Segment => A::Segment { secrets },
+            SenderKind::Stripe => A::Stripe {
                 secrets,
                 tolerance_seconds,
             },
-            SenderKind::Slack => S::Slack {
+            SenderKind::Slack => A::Slack {
                 secrets,
                 tolerance_seconds,
             },
-            SenderKind::Hubspot => S::Hubspot {
+            SenderKind::Hubspot => A::Hubspot {
                 secrets,
                 tolerance_seconds,
             },
-            SenderKind::Zendesk => S::Zendesk {
+            SenderKind::Zendesk => A::Zendesk {
                 secrets,
                 tolerance_seconds,
             },
@@ -409,6 +397,33 @@ impl ConnectorAuth {
         public_base_url: Option<&str>,
     ) -> Result<(ConnectorAuth, GeneratedCredentials)> {
         let mut generated = GeneratedCredentials::default();
+        if let Some(SenderParts {
+            sender,
+            secrets,
+            tolerance_seconds,
+        }) = spec.sender_parts()
+        {
+            let tolerance_seconds = if sender.timestamped() {
+                Some(check_tolerance(tolerance_seconds)?)
+            } else {
+                None
+            };
+            let kept = match previous {
+                Some(ConnectorAuth::Sender {
+                    sender: previous_sender,
+                    secrets,
+                    ..
+                }) if *previous_sender == sender => Some(secrets),
+                _ => None,
+            };
+            let auth = ConnectorAuth::Sender {
+                sender,
+                secrets: secrets_or_hex(secrets, kept, &mut generated)?,
+                tolerance_seconds,
+                public_base_url: public_base_url.map(str::to_owned),
+            };
+            return Ok((auth, generated));
+        }
         let previous_token = match previous {
             Some(ConnectorAuth::QueryToken { token_hash, .. })
             | Some(ConnectorAuth::HeaderToken { token_hash, .. }) => Some(token_hash),
@@ -516,28 +531,7 @@ impl ConnectorAuth {
                     tolerance_seconds,
                 }
             }
-            AuthSpec::Sender(spec) => {
-                let (sender, secrets, tolerance_seconds) = spec.into_parts();
-                let tolerance_seconds = if sender.timestamped() {
-                    Some(check_tolerance(tolerance_seconds)?)
-                } else {
-                    None
-                };
-                let kept = match previous {
-                    Some(ConnectorAuth::Sender {
-                        sender: previous_sender,
-                        secrets,
-                        ..
-                    }) if *previous_sender == sender => Some(secrets),
-                    _ => None,
-                };
-                ConnectorAuth::Sender {
-                    sender,
-                    secrets: secrets_or_hex(secrets, kept, &mut generated)?,
-                    tolerance_seconds,
-                    public_base_url: public_base_url.map(str::to_owned),
-                }
-            }
+            _ => unreachable!("the senders' schemes are built above"),
         };
         Ok((auth, generated))
     }

@@ -694,3 +694,28 @@ fn sender_schemes_are_written_shown_and_kept_by_name() {
         )
         .is_ok());
 }
+
+#[test]
+fn shape_errors_name_the_fault() {
+    for (json, message) in [
+        (
+            serde_json::json!({"type": "paypal"}),
+            "unknown variant `paypal`",
+        ),
+        (
+            serde_json::json!({"type": "queryToken", "bogus": 1}),
+            "unknown field `bogus`",
+        ),
+        (
+            serde_json::json!({"type": "github", "bogus": 1}),
+            "unknown field `bogus`, expected `secrets`",
+        ),
+        (
+            serde_json::json!({"type": "stripe", "toleranceSeconds": "x"}),
+            "invalid type: string \"x\", expected u64",
+        ),
+    ] {
+        let error = serde_json::from_value::<AuthSpec>(json.clone()).unwrap_err();
+        assert!(error.to_string().contains(message), "{json}: {error}");
+    }
+}
