@@ -43,10 +43,11 @@ pub(super) fn verify(
     let (signatures, signature_name) = header("signature")?;
     let id = std::str::from_utf8(id)
         .ok()
-        .filter(|id| id.len() <= 256 && !id.contains('.'))
+        // It becomes a clientEventId: printable, as the stores keep text (no NUL in PostgreSQL).
+        .filter(|id| id.len() <= 256 && !id.contains('.') && !id.chars().any(char::is_control))
         .ok_or_else(|| {
             AuthFailure::Malformed(format!(
-                "{id_name} must be text of at most 256 bytes without '.'"
+                "{id_name} must be printable text of at most 256 bytes without '.'"
             ))
         })?;
     let timestamp_text = std::str::from_utf8(timestamp).unwrap_or("");

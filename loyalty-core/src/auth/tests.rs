@@ -636,6 +636,11 @@ fn standard_webhooks_under_svix_names() {
         auth.verify(&parts("", &mixed, body), now()),
         Err(AuthFailure::Missing("header webhook-id".into()))
     );
+    let control = [("svix-id", &b"msg_p5j\0N8"[..]), headers[1], headers[2]];
+    assert!(matches!(
+        auth.verify(&parts("", &control, body), now()),
+        Err(AuthFailure::Malformed(_))
+    ));
     let doubled = [headers[0], headers[1], headers[2], headers[0]];
     assert_eq!(
         auth.verify(&parts("", &doubled, body), now()),
