@@ -276,3 +276,67 @@ async fn timestamped_and_standard_webhooks_delivery_ids() {
     ];
     assert!(one(sender.send_twice(&headers, &body).await).starts_with("sha256:"));
 }
+
+#[tokio::test]
+async fn hubspot_signs_the_connector_public_url_before_the_engines() {
+    let sender = Sender::new(json!({"type": "hubspot", "secrets": [SECRET]})).await;
+    let program = sender.engine.list_programs().await.unwrap().remove(0).id;
+    let spec = |url: &str| -> ConnectorSpec {
+        serde_json::from_value(json!({
+            "name": "HubSpot", "eventType": "custom.basic", "mapping": MAPPING,
+            "auth": {"type": "hubspot", "secrets": [SECRET]}, "publicBaseUrl": url,
+        }))
+        .unwrap()
+    };
+    let connector = sender
+        .engine
+        .create_connector(&program, spec("https://proxy.example/loyalty/"))
+        .await
+        .unwrap();
+    assert_eq!(
+        connector.public_base_url.as_deref(),
+        Some("https://proxy.example/loyalty")
+    );
+    let body = item(json!({})).to_string();
+    let ms = "1795694400000";
+    let sign = |base: &str| {
+        let uri = format!("{base}/v1/incoming/{}?portalId=62515", connector.id);
+        hmac(
+            Algorithm::Sha256,
+            Encoding::Base64,
+            &[b"POST", uri.as_bytes(), body.as_bytes(), ms.as_bytes()],
+        )
+    };
+    for (base, accepted) in [
+        ("https://proxy.example/loyalty", true),
+        ("https://loyalty.example", false),
+    ] {
+        let signature = sign(base);
+        let headers = [
+            ("X-HubSpot-Signature-v3", signature.as_bytes()),
+            ("X-HubSpot-Request-Timestamp", ms.as_bytes()),
+        ];
+        let result = sender
+            .engine
+            .ingest(IncomingRequest {
+                connector_id: connector.id.as_str(),
+                query: "portalId=62515",
+                headers: &headers,
+                body: body.as_bytes(),
+                test: false,
+            })
+            .await;
+        assert_eq!(result.is_ok(), accepted, "{base}: {result:?}");
+    }
+    for bad in [
+        "ftp://x.example",
+        "https://x.example/?a=1",
+        "https://x .example",
+    ] {
+        let refused = sender.engine.create_connector(&program, spec(bad)).await;
+        assert!(
+            matches!(refused, Err(Error::Invalid { ref path, .. }) if path == "/publicBaseUrl"),
+            "{bad}"
+        );
+    }
+}
