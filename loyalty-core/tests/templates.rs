@@ -2,7 +2,7 @@
 //! canonical event's validation, checked field by field; and connectors made from templates.
 
 use chrono::{DateTime, Duration, Utc};
-use loyalty_core::event::{validate, CanonicalEvent};
+use loyalty_core::event::{validate, CanonicalEvent, Purchase};
 use loyalty_core::mapping::{Document, JsonataMapping, Mapping, MappingLimits};
 use loyalty_core::templates::{self, Template};
 use serde_json::Value;
@@ -70,6 +70,22 @@ fn pairs<const N: usize>(items: [(&str, &str); N]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A purchase's lines as (sku, name, quantity, unit price).
+fn lines(purchase: &Purchase) -> Vec<(&str, &str, f64, f64)> {
+    purchase
+        .items
+        .iter()
+        .map(|i| {
+            (
+                i.sku.as_deref().unwrap(),
+                i.name.as_deref().unwrap(),
+                i.quantity,
+                i.unit_price.unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn profile(mapped: &Value) -> (String, String) {
     let profile = &mapped["profile"];
     (
@@ -117,20 +133,8 @@ fn shopify_order_and_refund() {
     assert_eq!(purchase.order_id, "820982911946154500");
     assert_eq!(purchase.amount, 404.95);
     assert_eq!(purchase.currency, "USD");
-    let items: Vec<_> = purchase
-        .items
-        .iter()
-        .map(|i| {
-            (
-                i.sku.as_deref().unwrap(),
-                i.name.as_deref().unwrap(),
-                i.quantity,
-                i.unit_price.unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        items,
+        lines(&purchase),
         [
             ("SKU2006-001", "Aviator sunglasses", 1.0, 89.99),
             (
@@ -235,20 +239,8 @@ fn woocommerce_order() {
     assert_eq!(purchase.order_id, "727");
     assert_eq!(purchase.amount, 29.35);
     assert_eq!(purchase.currency, "USD");
-    let items: Vec<_> = purchase
-        .items
-        .iter()
-        .map(|i| {
-            (
-                i.sku.as_deref().unwrap(),
-                i.name.as_deref().unwrap(),
-                i.quantity,
-                i.unit_price.unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        items,
+        lines(&purchase),
         [
             ("93", "Woo Single #1", 2.0, 3.0),
             (
