@@ -411,3 +411,85 @@ async fn connectors_from_templates() {
         .await;
     assert!(matches!(unknown, Err(Error::Invalid { ref path, .. }) if path == "/template"));
 }
+
+#[tokio::test]
+async fn a_shopify_refund_takes_back_its_orders_points() {
+    use loyalty_core::auth::{body_signature, Algorithm, Encoding};
+    use loyalty_core::engine::ItemOutcome;
+    use loyalty_core::prelude::*;
+    use loyalty_core::templates::ConnectorFromTemplate;
+    use std::sync::Arc;
+
+    let clock = FixedClock::new(at("2022-01-01T00:05:00Z"));
+    let engine = Engine::new(
+        Arc::new(loyalty_store_memory::MemoryStore::new()),
+        Arc::new(clock),
+    );
+    let (program, _) = engine
+        .create_program(ProgramSpec {
+            name: "Shop".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let connector = |template: &str| {
+        let request: ConnectorFromTemplate = serde_json::from_value(serde_json::json!({
+            "template": template,
+            "auth": {"type": "shopify", "secrets": ["shpss_secret"]},
+        }))
+        .unwrap();
+        engine.create_connector_from_template(&program.id, request)
+    };
+    let orders = connector("shopify.orders-create").await.unwrap();
+    let refunds = connector("shopify.refunds-create").await.unwrap();
+    let rule: RuleSpec = serde_json::from_value(serde_json::json!({
+        "name": "A point a dollar", "connectorId": orders.id,
+        "points": {"perAmount": {"points": 1, "per": 1}},
+    }))
+    .unwrap();
+    engine.create_rule(&program.id, rule).await.unwrap();
+    let send = |connector: ConnectorId, template: &str| {
+        let body = template_body(template);
+        let engine = &engine;
+        async move {
+            let signature = body_signature(
+                Algorithm::Sha256,
+                Encoding::Base64,
+                "",
+                "shpss_secret",
+                body.as_bytes(),
+            );
+            let headers = [("X-Shopify-Hmac-Sha256", signature.as_bytes())];
+            engine
+                .ingest(IncomingRequest {
+                    connector_id: connector.as_str(),
+                    query: "",
+                    headers: &headers,
+                    body: body.as_bytes(),
+                    test: false,
+                })
+                .await
+                .unwrap()
+                .results
+                .remove(0)
+        }
+    };
+    let order = send(orders.id.clone(), "shopify.orders-create").await;
+    assert_eq!(order.points(), 404, "{order:?}");
+    let refund = send(refunds.id.clone(), "shopify.refunds-create").await;
+    // 75 of 404.95 refunded: 74 of the 404 points, rounded down.
+    assert!(
+        matches!(refund.outcome, ItemOutcome::Refunded { points: -74, .. }),
+        "{refund:?}"
+    );
+    let member = engine
+        .find_member(&program.id, "email", "jon@example.com")
+        .await
+        .unwrap();
+    assert_eq!(member.balance, 404 - 74);
+}
+
+/// A template's sample as the sender's body.
+fn template_body(id: &str) -> String {
+    template(id).sample_payload().to_string()
+}
