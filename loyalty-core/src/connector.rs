@@ -43,6 +43,10 @@ pub struct ConnectorSpec {
     #[serde(default)]
     pub test_mode: bool,
     pub max_event_age_days: Option<u32>,
+    /// The URL senders reach the server under (`https://loyalty.example`), for schemes that
+    /// sign the URL they post to (HubSpot's); else the server's own setting applies.
+    #[serde(default)]
+    pub public_base_url: Option<String>,
 }
 
 /// A stored connector.
@@ -79,6 +83,8 @@ pub struct ConnectorView {
     pub mapping: String,
     pub test_mode: bool,
     pub max_event_age_days: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_base_url: Option<String>,
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -104,6 +110,7 @@ impl Connector {
             mapping: self.mapping.clone(),
             test_mode: self.test_mode,
             max_event_age_days: self.max_event_age_days,
+            public_base_url: self.auth.public_base_url().map(str::to_owned),
             revision: self.revision,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -127,6 +134,7 @@ impl ConnectorSpec {
             mapping: mapping.into(),
             test_mode: false,
             max_event_age_days: None,
+            public_base_url: None,
         }
     }
 
@@ -135,6 +143,18 @@ impl ConnectorSpec {
         let days = self
             .max_event_age_days
             .unwrap_or(DEFAULT_MAX_EVENT_AGE_DAYS);
+        if let Some(url) = &self.public_base_url {
+            let valid = (url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() <= 2048
+                && !url.contains(['?', '#'])
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !valid {
+                return Err(Error::invalid(
+                    "/publicBaseUrl",
+                    "publicBaseUrl is an http(s) URL without query or fragment, at most 2048 bytes",
+                ));
+            }
+        }
         if days == 0 || days > MAX_EVENT_AGE_DAYS {
             return Err(Error::invalid(
                 "/maxEventAgeDays",
@@ -148,6 +168,10 @@ impl ConnectorSpec {
         &self,
         previous: Option<&ConnectorAuth>,
     ) -> Result<(ConnectorAuth, GeneratedCredentials)> {
-        ConnectorAuth::from_spec(self.auth.clone(), previous)
+        let public_base_url = self
+            .public_base_url
+            .as_deref()
+            .map(|url| url.trim_end_matches('/'));
+        ConnectorAuth::from_spec(self.auth.clone(), previous, public_base_url)
     }
 }

@@ -70,6 +70,7 @@ pub mod reversal;
 pub mod rules;
 pub mod secret;
 pub mod store;
+pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -8,6 +8,7 @@ use crate::mapping::JsonataMapping;
 use crate::program::{Program, ProgramSpec, DEFAULT_IDENTIFIER_KIND};
 use crate::rules::{Rule, RuleSpec};
 use crate::secret::TokenHash;
+use crate::templates::{self, ConnectorFromTemplate, Template};
 
 impl Engine {
     // ---- programs ---------------------------------------------------------------------------
@@ -81,6 +82,21 @@ impl Engine {
         };
         self.store.put_connector(&connector).await?;
         Ok(connector.view(&generated))
+    }
+
+    /// The templates connectors can be created from.
+    pub fn templates(&self) -> &'static [Template] {
+        templates::all()
+    }
+
+    /// Creates a connector from a template: its event type, authentication scheme (secrets
+    /// generated) and mapping, except where `request` gives a field, which wins whole.
+    pub async fn create_connector_from_template(
+        &self,
+        program: &ProgramId,
+        request: ConnectorFromTemplate,
+    ) -> Result<ConnectorView> {
+        self.create_connector(program, request.into_spec()?).await
     }
 
     pub async fn get_connector(&self, program: &ProgramId, id: &ConnectorId) -> Result<Connector> {

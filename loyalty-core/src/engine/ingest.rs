@@ -81,6 +81,19 @@ fn json_text(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
 }
 
+/// The text of field `field` of an item (a string, or a number written as it is), as a
+/// delivery id: at most 256 printable bytes. Parsed from the raw item, since the mapping's
+/// projection may not have kept the field.
+fn body_field_id(item_json: &str, field: &str) -> Option<String> {
+    let item: serde_json::Map<String, Value> = serde_json::from_str(item_json).ok()?;
+    let id = match item.get(field)? {
+        Value::String(id) => id.clone(),
+        Value::Number(id) => id.to_string(),
+        _ => return None,
+    };
+    (!id.is_empty() && id.len() <= 256 && !id.chars().any(char::is_control)).then_some(id)
+}
+
 fn raw_of(text: &str, limit: usize) -> (RawJson, bool) {
     if text.len() <= limit {
         // Straight into the shared text: one allocation and one copy.
@@ -139,10 +152,13 @@ impl Engine {
                 limit: self.limits.max_body_bytes,
             });
         }
+        // Ingestion is a POST to the connector's endpoint, `/v1/incoming/{connectorId}` (a
+        // fixed path of the API); a server behind a proxy names the URL its senders see in a
+        // public base URL. HubSpot signs that URL.
+        let path = format!("/v1/incoming/{}", loaded.connector.id);
         let parts = RequestParts {
-            query: request.query,
-            headers: request.headers,
-            body: request.body,
+            public_base_url: self.public_base_url.as_deref(),
+            ..RequestParts::post(&path, request.query, request.headers, request.body)
         };
         let auth = loaded
             .connector
@@ -376,13 +392,20 @@ impl Engine {
             .clone()
             .or_else(|| event.purchase.as_ref().map(|p| p.order_id.clone()))
             .or_else(|| {
-                authenticated.message_id.as_ref().map(|id| {
+                authenticated.delivery_id.as_ref().map(|id| {
                     if input.bulk {
                         format!("{id}:{}", input.index)
                     } else {
                         id.clone()
                     }
                 })
+            })
+            .or_else(|| {
+                // An item's own delivery id (Stripe's `id`, Segment's `messageId`) names that
+                // item alone, in a bulk as well.
+                authenticated
+                    .delivery_id_field
+                    .and_then(|field| body_field_id(input.raw_text, field))
             })
             .unwrap_or_else(|| {
                 // The fallback key hashes the item's JSON (its canonical form).

@@ -65,6 +65,9 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     limits: Limits,
     connectors: ConnectorCache,
+    /// Scheme, host and prefix under which senders reach this server, for schemes that sign
+    /// the URL; a connector's own `publicBaseUrl` wins.
+    public_base_url: Option<Arc<str>>,
 }
 
 impl Engine {
@@ -78,7 +81,19 @@ impl Engine {
             clock,
             limits,
             connectors: ConnectorCache::default(),
+            public_base_url: None,
         }
+    }
+
+    /// Sets the URL senders reach this server under (`https://loyalty.example`, without the
+    /// `/v1/incoming/…` path), for schemes that sign the URL they post to (HubSpot's).
+    pub fn with_public_base_url(mut self, url: impl Into<String>) -> Self {
+        self.public_base_url = Some(url.into().trim_end_matches('/').into());
+        self
+    }
+
+    pub fn public_base_url(&self) -> Option<&str> {
+        self.public_base_url.as_deref()
     }
 
     pub fn limits(&self) -> &Limits {
