@@ -45,6 +45,10 @@ struct Args {
     /// Requests a second each connector may send (burst: twice that); 0 for no limit.
     #[arg(long, env = "LOYALTY_CONNECTOR_RATE_LIMIT", default_value_t = 0)]
     connector_rate_limit: u32,
+    /// The URL senders post to, as they see it (`https://loyalty.example.com`): senders that sign
+    /// the URL (HubSpot) are verified against it, unless a connector names its own.
+    #[arg(long, env = "LOYALTY_PUBLIC_BASE_URL")]
+    public_base_url: Option<String>,
     /// Log lines as JSON (for log shippers) instead of text.
     #[arg(long, env = "LOYALTY_LOG_JSON")]
     log_json: bool,
@@ -122,7 +126,11 @@ async fn main() -> anyhow::Result<()> {
         },
         ..defaults
     };
-    let engine = Arc::new(Engine::with_limits(store, Arc::new(SystemClock), limits));
+    let mut engine = Engine::with_limits(store, Arc::new(SystemClock), limits);
+    if let Some(url) = &args.public_base_url {
+        engine = engine.with_public_base_url(url);
+    }
+    let engine = Arc::new(engine);
     tokio::spawn(sweep_expiry(engine.clone()));
     let mut config = HttpConfig::new(&admin_token);
     config.connector_rate_limit = Some(args.connector_rate_limit).filter(|n| *n > 0);

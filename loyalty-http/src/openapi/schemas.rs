@@ -228,15 +228,36 @@ fn auth_spec() -> Value {
         properties["type"] = json!({"const": kind});
         json!({"type": "object", "required": ["type"], "additionalProperties": false, "properties": properties})
     };
+    let header_or_null =
+        || json!({"type": ["string", "null"], "maxLength": 128, "pattern": HEADER_NAME});
+    let tolerance =
+        json!({"type": ["integer", "null"], "minimum": 1, "maximum": 86400, "default": 300});
+    let sender_secrets =
+        json!({"secrets": secrets(json!({"type": "string", "minLength": 1, "maxLength": 512}))});
+    let mut timestamped = sender_secrets.clone();
+    timestamped["toleranceSeconds"] = tolerance.clone();
     json!({"oneOf": [
         scheme("queryToken", json!({"param": {"type": ["string", "null"], "maxLength": 128, "pattern": NOT_WHITE_SPACE, "default": "token"}, "token": token})),
         scheme("headerToken", json!({"header": header("X-Authorization"), "token": token})),
         scheme("hubSignature", json!({"header": header("X-Hub-Signature-256"),
-            "algorithm": {"type": ["string", "null"], "pattern": "^[sS][hH][aA]256$", "not": line_feed(), "default": "sha256"},
+            "algorithm": {"type": ["string", "null"], "pattern": "^[sS][hH][aA](1|256|512)$", "not": line_feed(), "default": "sha256"},
+            "encoding": {"type": ["string", "null"], "pattern": "^([hH][eE][xX]|[bB][aA][sS][eE]64)$", "not": line_feed(), "default": "hex"},
+            "prefix": {"type": ["string", "null"], "maxLength": 64, "pattern": "^[!-~]*$", "not": line_feed(),
+                "description": "written before the digest; `<algorithm>=` when left out, \"\" for none"},
+            "deliveryIdHeader": header_or_null(),
             "secrets": secrets(json!({"type": "string", "minLength": 1, "maxLength": 512}))})),
         scheme("standardWebhooks", json!({
             "secrets": secrets(json!({"type": "string", "minLength": 1, "maxLength": 512, "pattern": STANDARD_WEBHOOKS_SECRET, "not": line_feed()})),
-            "toleranceSeconds": {"type": ["integer", "null"], "minimum": 1, "maximum": 86400, "default": 300}}))
+            "toleranceSeconds": tolerance.clone()})),
+        scheme("github", sender_secrets.clone()),
+        scheme("shopify", sender_secrets.clone()),
+        scheme("typeform", sender_secrets.clone()),
+        scheme("woocommerce", sender_secrets.clone()),
+        scheme("segment", sender_secrets.clone()),
+        scheme("stripe", timestamped.clone()),
+        scheme("slack", timestamped.clone()),
+        scheme("hubspot", timestamped.clone()),
+        scheme("zendesk", timestamped)
     ]})
 }
 
@@ -253,10 +274,17 @@ fn auth_view() -> Value {
     json!({"oneOf": [
         scheme("queryToken", json!({"param": {"type": "string"}, "token": token}), &["param"]),
         scheme("headerToken", json!({"header": {"type": "string"}, "token": token}), &["header"]),
-        scheme("hubSignature", json!({"header": {"type": "string"}, "algorithm": {"const": "sha256"},
-            "secretCount": {"type": "integer", "minimum": 0}, "secrets": secrets}), &["header", "algorithm", "secretCount"]),
+        scheme("hubSignature", json!({"header": {"type": "string"}, "algorithm": {"enum": ["sha1", "sha256", "sha512"]},
+            "encoding": {"enum": ["hex", "base64"]}, "prefix": {"type": "string"}, "deliveryIdHeader": {"type": "string"},
+            "secretCount": {"type": "integer", "minimum": 0}, "secrets": secrets}), &["header", "algorithm", "encoding", "prefix", "secretCount"]),
         scheme("standardWebhooks", json!({"toleranceSeconds": {"type": "integer", "minimum": 1},
-            "secretCount": {"type": "integer", "minimum": 0}, "secrets": secrets}), &["toleranceSeconds", "secretCount"])
+            "secretCount": {"type": "integer", "minimum": 0}, "secrets": secrets}), &["toleranceSeconds", "secretCount"]),
+        {"type": "object", "required": ["type", "secretCount"], "additionalProperties": false, "properties": {
+            "type": {"enum": ["github", "shopify", "typeform", "woocommerce", "segment"]},
+            "secretCount": {"type": "integer", "minimum": 0}, "secrets": secrets}},
+        {"type": "object", "required": ["type", "secretCount", "toleranceSeconds"], "additionalProperties": false, "properties": {
+            "type": {"enum": ["stripe", "slack", "hubspot", "zendesk"]}, "toleranceSeconds": {"type": "integer", "minimum": 1},
+            "secretCount": {"type": "integer", "minimum": 0}, "secrets": secrets}}
     ]})
 }
 
@@ -347,11 +375,13 @@ pub fn schemas() -> Value {
             "auth": reference("ConnectorAuth"),
             "mapping": mapping("A JSONata expression; one that does not compile is 422 invalid_mapping with its position"),
             "testMode": {"type": "boolean", "default": false},
-            "maxEventAgeDays": {"type": ["integer", "null"], "minimum": 1, "maximum": 36600, "default": 30}}})),
+            "maxEventAgeDays": {"type": ["integer", "null"], "minimum": 1, "maximum": 36600, "default": 30},
+            "publicBaseUrl": {"type": ["string", "null"], "maxLength": 2048, "pattern": "^https?://[^?#\\s\\u0000-\\u001f\\u007f-\\u009f]*$", "not": line_feed(),
+                "description": "the URL senders that sign it (HubSpot) post to, without the path; else the server's --public-base-url"}}})),
         "Connector": object(
             &["id", "programId", "name", "eventType", "auth", "mapping", "testMode", "maxEventAgeDays", "endpoint", "revision", "createdAt", "updatedAt"],
             json!({"id": string, "programId": string, "name": string, "eventType": {"enum": ["custom.basic", "ecommerce.purchase", "ecommerce.refund"]},
-                "auth": auth_view(), "mapping": string, "testMode": boolean, "maxEventAgeDays": integer,
+                "auth": auth_view(), "mapping": string, "testMode": boolean, "maxEventAgeDays": integer, "publicBaseUrl": string,
                 "endpoint": string, "revision": integer, "createdAt": date_time(), "updatedAt": date_time()})),
         "ConnectorList": list_of("Connector"),
         "Condition": condition(),
