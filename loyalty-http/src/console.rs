@@ -46,6 +46,8 @@ pub static ASSETS: &[Asset] = assets![
     "js/signature.js",
     "js/screens/programs.js",
     "js/screens/connectors.js",
+    "js/screens/playground.js",
+    "js/screens/rules.js",
 ];
 
 /// `form-action 'none'`: the console's forms are handled by script; should one ever be

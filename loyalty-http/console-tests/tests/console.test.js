@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import {
-  startServer, openBrowser, adminApi, HOSTILE, assertNoInjection, assertNoHorizontalScroll,
+  startServer, openBrowser, adminApi, HOSTILE, assertNoInjection, assertNoHorizontalScroll, screenshot,
 } from './support.js';
 
 let server;
@@ -70,6 +70,7 @@ test('programs: create one with a hostile name; its token is shown once', async 
   state.programToken = await token.inputValue();
   assert.match(state.programToken, /^lpt_prg_/);
   await page.getByRole('cell', { name: /Readers <img src=x/ }).waitFor();
+  await screenshot(page, 'programs');
   await assertNoInjection(page, assert);
   const me = await adminApi(server.base, state.programToken, 'GET', '/v1/me');
   state.programId = me.programId;
@@ -97,6 +98,7 @@ test('connectors: create one with a hostile name; the generated token fills the 
   state.connectorToken = generated;
   await page.getByRole('heading', { name: `Article Read ${HOSTILE.script}` }).waitFor();
   await assertNoInjection(page, assert);
+  await screenshot(page, "connector");
   noProblems();
 });
 
@@ -162,5 +164,85 @@ test('connectors: the list is readable at 390 px wide, and delete asks first', a
   await page.getByRole('button', { name: 'Yes, delete Signed hubSignature' }).click();
   await page.getByRole('heading', { name: 'Connectors' }).waitFor();
   assert.equal(await page.getByRole('link', { name: 'Signed hubSignature' }).count(), 0);
+  noProblems();
+});
+
+/** Sends an event to the Article Read connector with its own token, as a sender would. */
+async function sendArticle(event, { test = true } = {}) {
+  const url = `${server.base}/v1/incoming/${state.connectorId}?token=${encodeURIComponent(state.connectorToken)}${test ? '&test=true' : ''}`;
+  const response = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(event) });
+  assert.equal(response.status, 200);
+  return (await response.json()).results[0];
+}
+
+test('playground: the preview follows the mapping as it is edited; compile errors show their position', async () => {
+  // A logged event whose every value is hostile, to pick from the log below.
+  state.hostileEvent = await sendArticle({
+    eventId: `hostile-${Date.now()}`, timestamp: new Date().toISOString(), profile: { email: 'eve@example.com' },
+    article: { theme: HOSTILE.script }, totalArticlesRead: 1, note: HOSTILE.image, link: HOSTILE.link, long: HOSTILE.long,
+  });
+  await page.goto(`${server.base}/console#/p/${state.programId}/playground?connector=${state.connectorId}`);
+  const result = page.getByTestId('simulation');
+  await result.getByText('accepted', { exact: true }).waitFor();
+  await result.getByText('"value": "sport"').waitFor();
+  const mapping = page.getByLabel('Mapping (JSONata)');
+  const text = await mapping.inputValue();
+  await mapping.fill(text.replace('article.theme', '$uppercase(article.theme)'));
+  await result.getByText('"value": "SPORT"').waitFor();
+  await mapping.fill('{ "a": ');
+  await page.getByRole('alert').filter({ hasText: /The mapping does not compile.*/ }).filter({ hasText: /line 1, column \d+/ }).waitFor();
+  await mapping.fill(text);
+  await result.getByText('"value": "sport"').waitFor();
+  noProblems();
+});
+
+test('playground: a hostile payload picked from the log is shown as text', async () => {
+  await page.getByLabel('Payload from the event log').selectOption(state.hostileEvent.eventId);
+  await page.getByTestId('simulation').getByText(HOSTILE.script).first().waitFor();
+  assert.ok((await page.getByLabel(/^Payload \(JSON/).inputValue()).includes(HOSTILE.script));
+  await assertNoInjection(page, assert);
+  noProblems();
+});
+
+test('rules: the builder suggests names from recent events and creates the rule', async () => {
+  await page.goto(`${server.base}/console#/p/${state.programId}/rules?connector=${state.connectorId}`);
+  await page.getByRole('link', { name: 'New rule' }).click();
+  await page.getByText('Names seen in this connector\'s recent events: tags theme; counters total.').waitFor();
+  await page.getByLabel('Name', { exact: true }).fill('Sport readers');
+  await page.getByRole('button', { name: 'Add a condition' }).click();
+  let condition = page.getByRole('group', { name: 'Condition', exact: true }).nth(0);
+  await condition.getByLabel('Tag name').fill('theme');
+  await condition.getByLabel('Tag name').press('Tab');
+  assert.equal(await condition.locator('datalist option[value="theme"]').count(), 1);
+  await condition.getByLabel('Operator').selectOption('eq');
+  await condition.getByLabel('Value').fill('sport');
+  await page.getByRole('button', { name: 'Add a condition' }).click();
+  condition = page.getByRole('group', { name: 'Condition', exact: true }).nth(1);
+  await condition.getByLabel('Test on').selectOption('counter');
+  await condition.getByLabel('Counter name').fill('total');
+  await condition.getByLabel('Operator').selectOption('gte');
+  await condition.getByLabel('Value').fill('5');
+  await page.getByLabel('Points awarded').fill('10');
+  await page.getByRole('button', { name: 'Add a limit' }).click();
+  await screenshot(page, 'rule-editor');
+  await page.getByRole('button', { name: 'Create rule' }).click();
+  await page.getByText('Rule created.').waitFor().catch(async (error) => {
+    throw new Error(`${error.message}\n${await page.locator('main').innerText()}`);
+  });
+  const { items } = await adminApi(server.base, state.programToken, 'GET', `/v1/programs/${state.programId}/rules?connectorId=${state.connectorId}`);
+  assert.equal(items.length, 1);
+  assert.deepEqual(items[0].conditions, { all: [{ tag: 'theme', op: 'eq', value: 'sport' }, { counter: 'total', op: 'gte', value: 5 }] });
+  assert.deepEqual(items[0].points, { fixed: 10 });
+  assert.deepEqual(items[0].limits, [{ count: 1, per: 'day' }]);
+  state.ruleId = items[0].id;
+  noProblems();
+});
+
+test('playground: the rule trace shows the new rule firing', async () => {
+  await page.goto(`${server.base}/console#/p/${state.programId}/playground?connector=${state.connectorId}`);
+  const result = page.getByTestId('simulation');
+  await result.getByText('10 points').waitFor();
+  await result.getByRole('cell', { name: 'Sport readers' }).waitFor();
+  await screenshot(page, 'playground');
   noProblems();
 });

@@ -80,6 +80,8 @@ export async function openBrowser(base, viewport = { width: 1280, height: 800 })
     permissions: ['clipboard-read', 'clipboard-write'],
   });
   const page = context.pages()[0] ?? await context.newPage();
+  // Every step answers within a second or two here; a failing one should not wait 30 s.
+  page.setDefaultTimeout(10_000);
   const problems = [];
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
@@ -120,7 +122,9 @@ export async function axeViolations(page) {
     .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`);
 }
 
+/** Saves docs/console/NAME.png when CONSOLE_SCREENSHOTS is set (the docs' pictures). */
 export async function screenshot(page, name) {
+  if (!process.env.CONSOLE_SCREENSHOTS) return;
   const directory = join(repository, 'docs', 'console');
   mkdirSync(directory, { recursive: true });
   await page.screenshot({ path: join(directory, `${name}.png`), fullPage: false });

@@ -5,6 +5,8 @@ import { api, session, whenUnauthorized } from './api.js';
 import { h, field, href, problemNotice } from './dom.js';
 import * as programs from './screens/programs.js';
 import * as connectors from './screens/connectors.js';
+import * as playground from './screens/playground.js';
+import * as rules from './screens/rules.js';
 
 /**
  * The screens of a program, in navigation order. Screens for APIs still to come (templates,
@@ -13,6 +15,8 @@ import * as connectors from './screens/connectors.js';
  */
 const PROGRAM_SCREENS = [
   ['connectors', 'Connectors', connectors],
+  ['playground', 'Mapping playground', playground],
+  ['rules', 'Rules', rules],
 ];
 
 const main = document.getElementById('main');

@@ -235,3 +235,25 @@ function deletePanel(ctx, connector) {
     h('div', { class: 'actions' }, start, confirm),
     status);
 }
+
+/** A connector as the API shows it, back into a body for PUT (secrets left out: kept). */
+export function specOf(connector, changes = {}) {
+  const { type, param, header, toleranceSeconds } = connector.auth ?? {};
+  return {
+    name: connector.name,
+    eventType: connector.eventType,
+    auth: { type, param, header, toleranceSeconds },
+    mapping: connector.mapping,
+    testMode: connector.testMode,
+    maxEventAgeDays: connector.maxEventAgeDays,
+    ...changes,
+  };
+}
+
+/** A labelled select of the program's connectors; `allowAll` adds an "all" choice. */
+export function connectorSelect(items, value, { allowAll = false, label = 'Connector' } = {}) {
+  const options = items.map((c) => [c.id, `${c.name} (${c.eventType})`]);
+  if (allowAll) options.unshift(['', 'All connectors']);
+  const control = select(options, value ?? (allowAll ? '' : items[0]?.id));
+  return { control, node: field(label, control) };
+}
