@@ -48,6 +48,9 @@ pub static ASSETS: &[Asset] = assets![
     "js/screens/connectors.js",
     "js/screens/playground.js",
     "js/screens/rules.js",
+    "js/screens/testing.js",
+    "js/screens/events.js",
+    "js/screens/members.js",
 ];
 
 /// `form-action 'none'`: the console's forms are handled by script; should one ever be

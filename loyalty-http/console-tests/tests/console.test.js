@@ -246,3 +246,82 @@ test('playground: the rule trace shows the new rule firing', async () => {
   await screenshot(page, 'playground');
   noProblems();
 });
+
+test('test events: sent through the connector\'s own authentication, then found in the log with their trace', async () => {
+  await page.goto(`${server.base}/console#/p/${state.programId}/testing?connector=${state.connectorId}`);
+  const payload = { eventId: `t-${Date.now()}`, timestamp: new Date().toISOString(), profile: { email: 'Ann@Example.com' }, article: { theme: 'sport' }, totalArticlesRead: 7 };
+  await page.getByLabel('Payload (JSON)').fill(JSON.stringify(payload, null, 2));
+  await page.getByLabel('Connector token').fill(state.connectorToken);
+  await page.getByRole('button', { name: 'Send as a test event' }).click();
+  const result = page.getByTestId('test-result');
+  await result.getByText('Sent: 1 accepted, 0 duplicate, 0 ignored, 0 rejected.').waitFor();
+  await result.getByRole('cell', { name: '10', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Simulate (store nothing)' }).click();
+  await result.getByText('Simulated: nothing was stored.').waitFor();
+  await result.getByText('duplicate', { exact: true }).waitFor();
+  await screenshot(page, 'test-events');
+
+  // A rejected one, to filter by status.
+  await page.getByLabel('Payload (JSON)').fill(JSON.stringify({ ...payload, eventId: `r-${Date.now()}`, timestamp: 'not a time' }));
+  await page.getByRole('button', { name: 'Send as a test event' }).click();
+  await result.getByText('Sent: 0 accepted, 0 duplicate, 0 ignored, 1 rejected.').waitFor();
+
+  await page.goto(`${server.base}/console#/p/${state.programId}/events`);
+  await page.getByRole('heading', { name: 'Event log' }).waitFor();
+  await page.getByLabel('Status').selectOption('rejected');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(/status=rejected/);
+  await page.getByRole('cell', { name: /rejected \(validation_failed\)/ }).waitFor();
+  assert.equal(await page.getByRole('cell', { name: /^accepted/ }).count(), 0);
+  await page.getByLabel('Status').selectOption('accepted');
+  await page.getByLabel('Connector').selectOption(state.connectorId);
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(/status=accepted/);
+  await screenshot(page, 'event-log');
+  await page.getByRole('row').filter({ hasText: payload.eventId }).getByRole('link').first().click();
+  await page.getByRole('heading', { name: /^Event / }).waitFor();
+  await page.getByRole('cell', { name: 'Sport readers' }).waitFor();
+  await page.getByLabel('Raw payload').filter({ hasText: 'Ann@Example.com' }).waitFor();
+  await page.getByLabel('Mapped event').filter({ hasText: '"theme"' }).waitFor();
+  state.memberId = await page.locator('dt:text-is("Member") + dd a').textContent();
+  noProblems();
+});
+
+test('event log: a hostile item is shown as text, and fits a 390 px screen', async () => {
+  await page.goto(`${server.base}/console#/p/${state.programId}/events/${state.hostileEvent.eventId}`);
+  await page.getByLabel('Raw payload').filter({ hasText: HOSTILE.long }).waitFor();
+  await page.getByLabel('Raw payload').filter({ hasText: 'onerror' }).waitFor();
+  await assertNoInjection(page, assert);
+  await page.setViewportSize({ width: 390, height: 800 });
+  await assertNoHorizontalScroll(page, assert);
+  await page.goto(`${server.base}/console#/p/${state.programId}/events`);
+  await page.getByRole('heading', { name: 'Event log' }).waitFor();
+  await assertNoHorizontalScroll(page, assert);
+  await page.setViewportSize({ width: 1280, height: 800 });
+  noProblems();
+});
+
+test('members: found by identifier, with the balance and the activity', async () => {
+  await page.goto(`${server.base}/console#/p/${state.programId}/members`);
+  await page.getByLabel('Identifier', { exact: true }).fill('ann@example.com');
+  await page.getByRole('button', { name: 'Find member' }).click();
+  await page.getByRole('heading', { name: `Member ${state.memberId}` }).waitFor();
+  assert.equal(await page.getByTestId('balance').textContent(), '10');
+  await page.getByRole('cell', { name: 'Sport readers' }).waitFor();
+  await page.getByRole('cell', { name: 'ledger entry' }).waitFor();
+  await screenshot(page, 'member');
+  noProblems();
+});
+
+test('purge: the connector\'s test data is deleted and counted; the test member is gone', async () => {
+  await page.goto(`${server.base}/console#/p/${state.programId}/testing?connector=${state.connectorId}`);
+  await page.getByRole('button', { name: 'Purge test data…' }).click();
+  await page.getByRole('button', { name: 'Yes, purge the test data' }).click();
+  // The hostile event, the accepted one and the rejected one; the award; ann and eve.
+  await page.getByText('Purged 3 events, 1 ledger entries and 2 members.').waitFor();
+  await page.goto(`${server.base}/console#/p/${state.programId}/members`);
+  await page.getByLabel('Identifier', { exact: true }).fill('ann@example.com');
+  await page.getByRole('button', { name: 'Find member' }).click();
+  await page.getByRole('alert').filter({ hasText: 'No member has this identifier' }).waitFor();
+  noProblems();
+});

@@ -163,8 +163,15 @@ export async function assertNoInjection(page, assert) {
   assert.ok(found.scripts.every((src) => src.endsWith('/console/js/main.js')), `scripts: ${found.scripts}`);
 }
 
-/** The page is no wider than its viewport (nothing pushes it sideways). */
+/** The page is no wider than its viewport (nothing pushes it sideways); names what does. */
 export async function assertNoHorizontalScroll(page, assert) {
-  const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
-  assert.ok(widths[0] <= widths[1] + 1, `page is ${widths[0]} px wide in a ${widths[1]} px viewport`);
+  const found = await page.evaluate(() => {
+    const width = window.innerWidth;
+    const wide = Array.from(document.querySelectorAll('body *'))
+      .filter((el) => el.getBoundingClientRect().right > width + 1)
+      .slice(0, 3)
+      .map((el) => `${el.tagName.toLowerCase()}.${el.className} (${Math.round(el.getBoundingClientRect().right)} px)`);
+    return { scroll: document.documentElement.scrollWidth, width, wide };
+  });
+  assert.ok(found.scroll <= found.width + 1, `page is ${found.scroll} px wide in a ${found.width} px viewport: ${found.wide.join(', ')}`);
 }

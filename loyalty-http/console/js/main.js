@@ -7,6 +7,9 @@ import * as programs from './screens/programs.js';
 import * as connectors from './screens/connectors.js';
 import * as playground from './screens/playground.js';
 import * as rules from './screens/rules.js';
+import * as testing from './screens/testing.js';
+import * as events from './screens/events.js';
+import * as members from './screens/members.js';
 
 /**
  * The screens of a program, in navigation order. Screens for APIs still to come (templates,
@@ -17,6 +20,9 @@ const PROGRAM_SCREENS = [
   ['connectors', 'Connectors', connectors],
   ['playground', 'Mapping playground', playground],
   ['rules', 'Rules', rules],
+  ['testing', 'Test events', testing],
+  ['events', 'Event log', events],
+  ['members', 'Members', members],
 ];
 
 const main = document.getElementById('main');
