@@ -123,11 +123,11 @@ export async function axeViolations(page) {
 }
 
 /** Saves docs/console/NAME.png when CONSOLE_SCREENSHOTS is set (the docs' pictures). */
-export async function screenshot(page, name) {
+export async function screenshot(page, name, { fullPage = false } = {}) {
   if (!process.env.CONSOLE_SCREENSHOTS) return;
   const directory = join(repository, 'docs', 'console');
   mkdirSync(directory, { recursive: true });
-  await page.screenshot({ path: join(directory, `${name}.png`), fullPage: false });
+  await page.screenshot({ path: join(directory, `${name}.png`), fullPage });
 }
 
 /** An admin API call from the test itself (to set up or check what the console shows). */

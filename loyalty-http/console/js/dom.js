@@ -78,10 +78,22 @@ export function notice(kind, ...children) {
 
 /** A JSON value pretty-printed as text. */
 export function jsonBlock(value, label) {
-  return h('pre', { tabindex: 0, 'aria-label': label }, value === undefined ? '' : JSON.stringify(value, null, 2));
+  return codeBlock(value === undefined ? '' : JSON.stringify(value, null, 2), label);
+}
+
+/** A scrollable block of text, reachable by keyboard (so it can be scrolled) and named. */
+export function codeBlock(text, label, props = {}) {
+  return h('pre', { tabindex: 0, role: 'region', 'aria-label': label, ...props }, text);
+}
+
+/** Each cell gets its column's name, which narrow screens show beside it (app.css). */
+export function labelCells(headers, row) {
+  Array.from(row.children).forEach((cell, i) => { if (headers[i]) cell.dataset.label = headers[i]; });
+  return row;
 }
 
 export function table(headers, rows, caption) {
+  for (const row of [rows].flat()) labelCells(headers, row);
   return h('div', { class: 'table-wrap' },
     h('table', {},
       caption ? h('caption', { class: 'muted' }, caption) : null,

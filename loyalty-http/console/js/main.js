@@ -31,6 +31,7 @@ const who = document.getElementById('who');
 const signOut = document.getElementById('sign-out');
 
 let renderSequence = 0;
+let firstScreen = true;
 let cleanups = [];
 const programNames = new Map();
 
@@ -151,8 +152,10 @@ async function route() {
   }
   if (sequence !== renderSequence) return;
   main.replaceChildren(node);
-  // Keyboard and screen-reader users land on the new screen, not on the link they left.
-  if (document.activeElement?.closest('nav') || document.activeElement === document.body) main.focus();
+  // Keyboard and screen-reader users land on the new screen, not on the link they left (but
+  // a page just loaded starts from its top, the skip link first).
+  if (!firstScreen && (document.activeElement?.closest('nav') || document.activeElement === document.body)) main.focus();
+  firstScreen = false;
 }
 
 whenUnauthorized(() => {

@@ -2,7 +2,7 @@
 // mapping); its endpoint with a copyable request signed for its scheme; delete.
 
 import { api, programPath } from '../api.js';
-import { h, field, checkbox, select, href, notice, problemNotice, table, copyButton, debounce } from '../dom.js';
+import { h, field, checkbox, select, href, notice, problemNotice, table, copyButton, debounce, codeBlock } from '../dom.js';
 import { buildRequest, credentialKind, curlCommand } from '../signature.js';
 
 export const SCHEMES = [
@@ -190,7 +190,7 @@ function requestPanel(ctx, connector, section) {
   const starter = STARTERS[connector.eventType] ?? STARTERS['custom.basic'];
   const body = h('textarea', { class: 'mono', rows: 6, spellcheck: 'false', value: JSON.stringify(starter.payload()) });
   const test = checkbox('Send as test data (?test=true)', true);
-  const output = h('pre', { tabindex: 0, 'aria-label': 'curl command', 'data-testid': 'curl' });
+  const output = codeBlock('', 'curl command', { 'data-testid': 'curl' });
   let command = '';
   const update = debounce(async () => {
     try {

@@ -86,7 +86,6 @@ function item(ctx, names, e) {
     (e.warnings ?? []).length ? notice('secret', e.warnings.map((w) => h('p', {}, w))) : null,
     h('dl', { class: 'props' }, props.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
     h('div', { class: 'actions' }, h('a', { class: 'button secondary', href: href(['p', ctx.programId, 'playground'], { connector: e.connectorId, event: e.id }) }, 'Open in the playground')),
-    h('h2', {}, 'Rule trace'),
     traceTable(e.trace),
     h('div', { class: 'grid2' },
       h('div', {}, h('h2', {}, 'Raw, as received'), e.rawTruncated ? h('p', { class: 'muted' }, 'Truncated: only its first bytes were kept.') : null, jsonBlock(e.raw, 'Raw payload')),

@@ -3,7 +3,7 @@
 // added here when their API routes exist.
 
 import { api, programPath } from '../api.js';
-import { h, field, href, problemNotice, table, statusText, when } from '../dom.js';
+import { h, field, href, problemNotice, table, statusText, when, labelCells } from '../dom.js';
 
 export async function render(ctx) {
   if (ctx.rest[0]) return member(ctx, ctx.rest[0]);
@@ -31,6 +31,9 @@ async function finder(ctx) {
   return h('section', {}, h('h1', {}, 'Members'), form);
 }
 
+const COLUMNS = ['When', 'What', 'Status', 'Points', 'Rule', 'Data', 'Event'];
+const labelled = (row) => labelCells(COLUMNS, row);
+
 async function member(ctx, memberId) {
   const [m, rules] = await Promise.all([
     api('GET', programPath(ctx.programId, 'members', memberId)),
@@ -42,20 +45,20 @@ async function member(ctx, memberId) {
   let cursor;
   const load = async () => {
     const page = await api('GET', programPath(ctx.programId, 'members', memberId, 'activity'), { query: { cursor, limit: 50 } });
-    body.append(...page.items.map((a) => h('tr', {},
+    body.append(...page.items.map((a) => labelled(h('tr', {},
       h('td', {}, when(a.at)),
       h('td', {}, a.type === 'event' ? 'event' : 'ledger entry'),
       h('td', {}, a.status ? statusText(a.status) : ''),
       h('td', { class: 'num' }, String(a.points)),
       h('td', {}, a.ruleId ? ruleNames.get(a.ruleId) ?? a.ruleId : ''),
       h('td', {}, a.test ? 'test' : 'live'),
-      h('td', {}, h('a', { href: href(['p', ctx.programId, 'events', a.eventId]) }, a.clientEventId ?? a.eventId)))));
+      h('td', {}, h('a', { href: href(['p', ctx.programId, 'events', a.eventId]) }, a.clientEventId ?? a.eventId))))));
     cursor = page.nextCursor;
     more.hidden = !cursor;
   };
   more.addEventListener('click', () => load().catch((error) => more.replaceWith(problemNotice(error))));
   await load();
-  const activity = table(['When', 'What', 'Status', 'Points', 'Rule', 'Data', 'Event'], []);
+  const activity = table(COLUMNS, []);
   activity.querySelector('tbody').replaceWith(body);
   return h('section', {},
     h('p', {}, h('a', { href: href(['p', ctx.programId, 'members']) }, '← Find a member')),

@@ -2,9 +2,11 @@
 // token is shown once, as the API returns it only then.
 
 import { api } from '../api.js';
-import { h, field, checkbox, href, notice, problemNotice, table, when, copyButton } from '../dom.js';
+import { h, field, checkbox, href, notice, problemNotice, table, when, copyButton, labelCells } from '../dom.js';
 
-export async function render(ctx) {
+const COLUMNS = ['Name', 'Id', 'Default identifier', 'Enrols unknown', 'Created'];
+
+export async function render() {
   const { items } = await api('GET', ['v1', 'programs']);
   const created = h('div', { 'aria-live': 'polite' });
 
@@ -40,14 +42,14 @@ export async function render(ctx) {
     }
   });
 
-  const rows = (programs) => programs.map((p) => h('tr', {},
+  const rows = (programs) => programs.map((p) => labelCells(COLUMNS, h('tr', {},
     h('td', {}, h('a', { href: href(['p', p.id, 'connectors']) }, p.name)),
     h('td', { class: 'mono' }, p.id),
     h('td', {}, p.defaultIdentifierKind),
     h('td', {}, p.enrollUnknownMembers ? 'yes' : 'no'),
-    h('td', {}, when(p.createdAt))));
+    h('td', {}, when(p.createdAt)))));
   const list = h('tbody', {}, rows(items));
-  const listTable = table(['Name', 'Id', 'Default identifier', 'Enrols unknown', 'Created'], []);
+  const listTable = table(COLUMNS, []);
   listTable.querySelector('tbody').replaceWith(list);
 
   const empty = h('p', { hidden: items.length > 0 }, 'No program yet: create the first one below.');
