@@ -4,7 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { startServer, openBrowser, adminApi, axeViolations, HOSTILE, assertNoHorizontalScroll } from './support.js';
+import {
+  startServer, openBrowser, adminApi, ingest, axeViolations, HOSTILE, assertNoHorizontalScroll,
+} from './support.js';
 
 let server;
 let browser;
@@ -28,15 +30,10 @@ before(async () => {
     name: 'Sport readers', connectorId: connector.id, conditions: { all: [{ tag: 'theme', op: 'eq', value: 'sport' }] }, points: { fixed: 10 }, limits: [{ count: 1, per: 'day' }],
   });
   ids.rule = rule.id;
-  const response = await fetch(`${server.base}/v1/incoming/${connector.id}?token=a-connector-token`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify([
-      { eventId: 'e-1', timestamp: new Date().toISOString(), profile: { email: 'ann@example.com' }, article: { theme: 'sport' }, total: 3 },
-      { eventId: 'e-2', timestamp: 'yesterday', profile: { email: 'ann@example.com' }, article: { theme: HOSTILE.image }, total: 1 },
-    ]),
-  });
-  const { results } = await response.json();
+  const results = await ingest(server.base, connector.id, 'a-connector-token', [
+    { eventId: 'e-1', timestamp: new Date().toISOString(), profile: { email: 'ann@example.com' }, article: { theme: 'sport' }, total: 3 },
+    { eventId: 'e-2', timestamp: 'yesterday', profile: { email: 'ann@example.com' }, article: { theme: HOSTILE.image }, total: 1 },
+  ]);
   ids.event = results[0].eventId;
   ids.member = results[0].memberId;
 });

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import {
-  startServer, openBrowser, adminApi, HOSTILE, assertNoInjection, assertNoHorizontalScroll,
+  startServer, openBrowser, adminApi, ingest, HOSTILE, assertNoInjection, assertNoHorizontalScroll,
 } from './support.js';
 
 let server;
@@ -166,11 +166,9 @@ test('connectors: the list is readable at 390 px wide, and delete asks first', a
 });
 
 /** Sends an event to the Article Read connector with its own token, as a sender would. */
-async function sendArticle(event, { test = true } = {}) {
-  const url = `${server.base}/v1/incoming/${state.connectorId}?token=${encodeURIComponent(state.connectorToken)}${test ? '&test=true' : ''}`;
-  const response = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(event) });
-  assert.equal(response.status, 200);
-  return (await response.json()).results[0];
+async function sendArticle(event) {
+  const [result] = await ingest(server.base, state.connectorId, state.connectorToken, event, { test: true });
+  return result;
 }
 
 test('playground: the preview follows the mapping as it is edited; compile errors show their position', async () => {

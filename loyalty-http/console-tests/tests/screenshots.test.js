@@ -3,7 +3,7 @@
 // run leaves the working tree as it was.
 
 import { test, before, after } from 'node:test';
-import { startServer, openBrowser, adminApi, screenshot } from './support.js';
+import { startServer, openBrowser, adminApi, ingest, screenshot } from './support.js';
 
 const enabled = Boolean(process.env.CONSOLE_SCREENSHOTS);
 let server;
@@ -43,10 +43,7 @@ before(async () => {
     profile: { email: i % 2 ? 'bob@example.com' : 'ann@example.com' }, article: { theme }, totalArticlesRead: 4 + i,
   }));
   events.push({ eventId: 'article-5', timestamp: 'last tuesday', profile: { email: 'ann@example.com' }, article: { theme: 'sport' } });
-  const response = await fetch(`${server.base}/v1/incoming/${connector.id}?token=an-article-token`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(events),
-  });
-  const { results } = await response.json();
+  const results = await ingest(server.base, connector.id, 'an-article-token', events);
   ids.event = results[2].eventId;
   ids.member = results[2].memberId;
 });

@@ -80,8 +80,9 @@ export async function openBrowser(base, viewport = { width: 1280, height: 800 })
     permissions: ['clipboard-read', 'clipboard-write'],
   });
   const page = context.pages()[0] ?? await context.newPage();
-  // Every step answers within a second or two here; a failing one should not wait 30 s.
-  page.setDefaultTimeout(10_000);
+  // Steps take a second or two, but the machine may be shared with builds: Playwright's
+  // default of 30 s, also for navigation.
+  page.setDefaultTimeout(30_000);
   const problems = [];
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
@@ -140,6 +141,18 @@ export async function adminApi(base, token, method, path, body) {
   const text = await response.text();
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
   return text ? JSON.parse(text) : null;
+}
+
+/** Sends events to a queryToken connector, as a sender would; the answer's results. */
+export async function ingest(base, connectorId, token, body, { test = false } = {}) {
+  const query = new URLSearchParams({ token });
+  if (test) query.set('test', 'true');
+  const response = await fetch(`${base}/v1/incoming/${connectorId}?${query}`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`ingest: ${response.status} ${text}`);
+  return JSON.parse(text).results;
 }
 
 export const HOSTILE = {

@@ -58,15 +58,7 @@ async fn the_console_is_served_with_its_types_a_strict_policy_and_revalidation()
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
         assert!(again.headers().contains_key("content-security-policy"));
     }
-    let page = server
-        .client
-        .get(server.url("/console"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = server.text("/console").await;
     assert!(page.contains("/console/js/main.js"));
     // Nothing from another origin, nothing inline.
     assert!(!page.contains("http://") && !page.contains("https://"));
