@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 /// Who is calling an admin route.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Caller {
+pub enum Caller {
     Root,
     Program(ProgramId),
 }
@@ -43,6 +43,18 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> ApiResult<Caller> {
         Ok(Caller::Program(program))
     } else {
         Err(ApiError::Unauthorized)
+    }
+}
+
+/// A request authorised with any admin token, the root's or a program's: who it is.
+#[derive(Clone, Debug)]
+pub struct AnyAdmin(pub Caller);
+
+impl FromRequestParts<AppState> for AnyAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        caller(state, &parts.headers).await.map(AnyAdmin)
     }
 }
 

@@ -21,6 +21,7 @@
 // The OpenAPI schemas are large `json!` literals.
 #![recursion_limit = "256"]
 
+pub mod console;
 pub mod error;
 mod extract;
 pub mod metrics;

@@ -15,6 +15,8 @@ pub use crate::routes::ROUTES;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     Public,
+    /// Any admin token: the root's or a program's.
+    Admin,
     Root,
     /// The root token or the program's own token.
     Program,
@@ -99,6 +101,7 @@ impl RouteDoc {
     fn failures(&self) -> Vec<Failure> {
         let mut failures = match self.access {
             Access::Public => vec![],
+            Access::Admin => vec![UNAUTHORIZED],
             Access::Root => vec![UNAUTHORIZED, NOT_ROOT],
             Access::Program => vec![UNAUTHORIZED, OTHER_PROGRAM, NOT_FOUND],
             // The ingestion endpoint's own answers: all of them are here.
@@ -148,7 +151,7 @@ impl RouteDoc {
             Access::Public => {
                 operation.insert("security".into(), json!([]));
             }
-            Access::Root | Access::Program => {
+            Access::Admin | Access::Root | Access::Program => {
                 operation.insert("security".into(), json!([{"bearer": []}]));
             }
             Access::Connector => {

@@ -482,6 +482,9 @@ pub fn schemas() -> Value {
                 "reversed": {"type": "array", "items": reference("Award"), "description": "a refund's: what it took back per rule (negative)"},
                 "reason": string, "error": reference("ItemError")}))},
             "accepted": integer, "duplicates": integer, "ignored": integer, "rejected": integer})),
+        "Me": {"oneOf": [
+            object(&["role"], json!({"role": {"const": "root"}})),
+            object(&["role", "programId"], json!({"role": {"const": "program"}, "programId": string}))]},
         "Health": object(&["status"], json!({"status": {"const": "ok"}})),
         "Metrics": {"type": "string", "description": "OpenMetrics text"},
         "OpenApiDocument": {"type": "object", "description": "This document"}

@@ -4,6 +4,7 @@
 mod connectors;
 mod events;
 mod ingest;
+mod me;
 mod members;
 mod ops;
 mod points;
@@ -101,6 +102,7 @@ const JSON: &str = "application/json";
 /// Every route of the API, once: the router and the OpenAPI document are both built from it.
 #[rustfmt::skip]
 pub static ROUTES: &[RouteDoc] = &[
+    route!("get" "/v1/me", "me", "Whom the admin token belongs to: the root, or a program (with its id)", Admin, &[], None, 200, Some(("Me", JSON)), me::read),
     route!("post" "/v1/programs", "createProgram", "Create a program (root token only); the admin token is shown once", Root, &[], Some("ProgramSpec"), 201, Some(("ProgramCreated", JSON)), programs::create),
     route!("get" "/v1/programs", "listPrograms", "List programs (root token only)", Root, &[], None, 200, Some(("ProgramList", JSON)), programs::list),
     route!("get" "/v1/programs/{programId}", "getProgram", "Read a program and its settings", Program, &[], None, 200, Some(("Program", JSON)), programs::read),
@@ -131,13 +133,14 @@ pub static ROUTES: &[RouteDoc] = &[
     route!("get" "/openapi.json", "openapi", "This document", Public, &[], None, 200, Some(("OpenApiDocument", JSON)), ops::openapi),
 ];
 
-/// The whole API: every route of [`ROUTES`].
+/// The whole API, every route of [`ROUTES`], and the admin console that uses it.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
         router = router.route(&route.router_path(), (route.handler)(route.method_filter()));
     }
     router
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(refuse_nul_in_path))

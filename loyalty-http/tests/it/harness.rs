@@ -81,6 +81,17 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
+    /// The body of a GET without a token, as text (metrics, the console's files).
+    pub async fn text(&self, path: &str) -> String {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.text().await.unwrap()
+    }
+
     /// An admin call: status and JSON body (or Null).
     pub async fn call(
         &self,

@@ -3,6 +3,7 @@
 mod admin;
 mod battery;
 mod check;
+mod console;
 mod harness;
 mod hostile;
 mod ingest;

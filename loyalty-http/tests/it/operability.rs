@@ -35,15 +35,7 @@ async fn health_and_metrics() {
             article("e-2", "ann@example.com", "sport", 5).to_string(),
         )
         .await;
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.text("/metrics").await;
     assert!(
         text.contains(&format!(
             "loyalty_ingest_auth_failures_total{{connector=\"{cid}\",reason=\"wrong\"}} 1"

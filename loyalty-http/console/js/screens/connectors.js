@@ -1,0 +1,259 @@
+// Connectors: the list; a form to create or edit one (name, event type, auth scheme,
+// mapping); its endpoint with a copyable request signed for its scheme; delete.
+
+import { api, programPath } from '../api.js';
+import { h, field, checkbox, select, href, notice, problemNotice, table, copyButton, debounce, codeBlock } from '../dom.js';
+import { buildRequest, credentialKind, curlCommand } from '../signature.js';
+
+export const SCHEMES = [
+  ['queryToken', 'Token in the query string'],
+  ['headerToken', 'Token in a header'],
+  ['hubSignature', 'HMAC signature in a header (GitHub style)'],
+  ['standardWebhooks', 'Standard Webhooks signature'],
+];
+
+const EVENT_TYPES = [['custom.basic', 'custom.basic'], ['ecommerce.purchase', 'ecommerce.purchase']];
+
+/** What a new connector starts with, per event type: a mapping and a payload it maps. */
+export const STARTERS = {
+  'custom.basic': {
+    mapping: '{\n  "clientEventId": eventId,\n  "profile": {"kind": "default", "value": profile.email},\n  "payload": {\n    "timestamp": timestamp,\n    "tags": [{"name": "theme", "value": article.theme}],\n    "counters": [{"name": "total", "value": totalArticlesRead}]\n  }\n}',
+    payload: () => ({ eventId: `a-${Date.now()}`, timestamp: new Date().toISOString(), profile: { email: 'ann@example.com' }, article: { theme: 'sport' }, totalArticlesRead: 5 }),
+  },
+  'ecommerce.purchase': {
+    mapping: '{\n  "profile": {"kind": "default", "value": customer.email},\n  "payload": {\n    "timestamp": created_at,\n    "orderId": id,\n    "amount": total,\n    "currency": currency,\n    "items": line_items.{"sku": sku, "name": title, "quantity": quantity, "unitPrice": price}\n  }\n}',
+    payload: () => ({ id: `o-${Date.now()}`, created_at: new Date().toISOString(), customer: { email: 'ann@example.com' }, total: 42.5, currency: 'EUR', line_items: [{ sku: 'tea-1', title: 'Green tea', quantity: 2, price: 21.25 }] }),
+  },
+};
+
+export function schemeLabel(type) {
+  return SCHEMES.find(([value]) => value === type)?.[1] ?? type;
+}
+
+export async function render(ctx) {
+  const [target] = ctx.rest;
+  if (target === 'new') return editor(ctx, null);
+  if (target) return editor(ctx, await api('GET', programPath(ctx.programId, 'connectors', target)));
+  return list(ctx);
+}
+
+async function list(ctx) {
+  const { items } = await api('GET', programPath(ctx.programId, 'connectors'));
+  const rows = items.map((c) => h('tr', {},
+    h('td', {}, h('a', { href: href(['p', ctx.programId, 'connectors', c.id]) }, c.name)),
+    h('td', {}, c.eventType),
+    h('td', {}, schemeLabel(c.auth?.type)),
+    h('td', {}, c.testMode ? 'test' : 'live'),
+    h('td', { class: 'mono' }, new URL(c.endpoint, location.origin).toString())));
+  return h('section', {},
+    h('h1', {}, 'Connectors'),
+    h('p', {}, 'A connector is an endpoint for one sender: how it authenticates and how its JSON maps to a canonical event.'),
+    h('div', { class: 'actions' }, h('a', { class: 'button', href: href(['p', ctx.programId, 'connectors', 'new']) }, 'New connector')),
+    items.length
+      ? table(['Name', 'Event type', 'Authentication', 'Mode', 'Endpoint'], rows)
+      : h('p', {}, 'No connector yet.'));
+}
+
+/** The auth fields of a scheme, rebuilt when the scheme changes. */
+function authFields(type, current, creating) {
+  const nodes = [];
+  const inputs = {};
+  const keepHint = creating ? 'Leave empty to have one generated (shown once).' : 'Leave empty to keep the current one.';
+  if (type === 'queryToken') {
+    inputs.param = h('input', { type: 'text', value: current?.param ?? 'token', autocomplete: 'off' });
+    nodes.push(field('Query parameter', inputs.param));
+  }
+  if (type === 'headerToken' || type === 'hubSignature') {
+    const fallback = type === 'headerToken' ? 'X-Authorization' : 'X-Hub-Signature-256';
+    inputs.header = h('input', { type: 'text', value: current?.header ?? fallback, autocomplete: 'off' });
+    nodes.push(field('Header', inputs.header));
+  }
+  if (type === 'queryToken' || type === 'headerToken') {
+    inputs.token = h('input', { type: 'password', autocomplete: 'new-password' });
+    nodes.push(field('Token', inputs.token, keepHint));
+  }
+  if (type === 'hubSignature' || type === 'standardWebhooks') {
+    inputs.secrets = h('textarea', { rows: 2, autocomplete: 'off', spellcheck: 'false', class: 'mono' });
+    const count = current?.secretCount !== undefined ? ` Current: ${current.secretCount} secret(s).` : '';
+    nodes.push(field('Secrets, one per line', inputs.secrets, `Any of them is accepted, so secrets can rotate. ${keepHint}${count}`));
+  }
+  if (type === 'standardWebhooks') {
+    inputs.tolerance = h('input', { type: 'number', min: 1, max: 86400, value: current?.toleranceSeconds ?? 300 });
+    nodes.push(field('Timestamp tolerance (seconds)', inputs.tolerance));
+  }
+  const read = () => {
+    const auth = { type };
+    if (inputs.param) auth.param = inputs.param.value.trim() || undefined;
+    if (inputs.header) auth.header = inputs.header.value.trim() || undefined;
+    if (inputs.token?.value) auth.token = inputs.token.value;
+    const secrets = inputs.secrets?.value.split('\n').map((s) => s.trim()).filter(Boolean) ?? [];
+    if (secrets.length) auth.secrets = secrets;
+    if (inputs.tolerance) auth.toleranceSeconds = Number(inputs.tolerance.value) || undefined;
+    return auth;
+  };
+  return { nodes, read };
+}
+
+async function editor(ctx, connector) {
+  const creating = !connector;
+  const status = h('div', { 'aria-live': 'polite' });
+  const name = h('input', { type: 'text', required: true, maxlength: 200, value: connector?.name ?? '', autocomplete: 'off' });
+  const eventType = select(EVENT_TYPES, connector?.eventType ?? 'custom.basic');
+  const schemes = SCHEMES.some(([v]) => v === connector?.auth?.type) || !connector ? SCHEMES : [...SCHEMES, [connector.auth.type, connector.auth.type]];
+  const scheme = select(schemes, connector?.auth?.type ?? 'queryToken');
+  const mapping = h('textarea', { class: 'code', spellcheck: 'false', value: connector?.mapping ?? STARTERS['custom.basic'].mapping });
+  const testMode = checkbox('Test mode: everything it receives is test data', connector?.testMode ?? false);
+  const maxAge = h('input', { type: 'number', min: 1, value: connector?.maxEventAgeDays ?? 30 });
+  const authBox = h('fieldset', {}, h('legend', {}, 'Authentication'));
+  let auth;
+  const drawAuth = () => {
+    const current = connector?.auth?.type === scheme.value ? connector.auth : null;
+    auth = authFields(scheme.value, current, creating || !current);
+    authBox.replaceChildren(h('legend', {}, 'Authentication'), field('Scheme', scheme), ...auth.nodes);
+  };
+  scheme.addEventListener('change', () => { drawAuth(); scheme.focus(); });
+  drawAuth();
+  if (creating) {
+    // A new connector's starter mapping follows its event type until it is edited.
+    let edited = false;
+    mapping.addEventListener('input', () => { edited = true; });
+    eventType.addEventListener('change', () => { if (!edited) mapping.value = STARTERS[eventType.value].mapping; });
+  }
+
+  const form = h('form', { 'aria-label': creating ? 'New connector' : 'Edit connector' },
+    h('div', { class: 'row' }, field('Name', name), field('Event type', eventType)),
+    authBox,
+    field('Mapping (JSONata)', mapping, 'Turns the sender\'s JSON into a canonical event. Try it on real payloads in the playground.'),
+    h('div', { class: 'row' }, field('Maximum event age (days)', maxAge, 'Older events are rejected; raise it for a backfill.')),
+    testMode.node,
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, creating ? 'Create connector' : 'Save changes')),
+    status);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const body = {
+      name: name.value,
+      eventType: eventType.value,
+      auth: auth.read(),
+      mapping: mapping.value,
+      testMode: testMode.input.checked,
+      maxEventAgeDays: Number(maxAge.value) || undefined,
+    };
+    try {
+      const saved = creating
+        ? await api('POST', programPath(ctx.programId, 'connectors'), { body })
+        : await api('PUT', programPath(ctx.programId, 'connectors', connector.id), { body });
+      const generated = saved.auth?.token ?? saved.auth?.secrets?.join('\n');
+      const page = await editor(ctx, saved);
+      if (ctx.stale()) return;
+      if (generated) page.prepend(shownOnce(generated));
+      page.prepend(notice('success', h('p', {}, creating ? 'Connector created.' : 'Changes saved.')));
+      if (creating) history.replaceState(null, '', href(['p', ctx.programId, 'connectors', saved.id]));
+      form.closest('section').replaceWith(page);
+      page.querySelector('.notice')?.focus();
+      if (generated) page.dispatchEvent(new CustomEvent('credential', { detail: saved.auth.token ?? saved.auth.secrets[0] }));
+    } catch (error) {
+      status.replaceChildren(problemNotice(error, creating ? 'The connector was not created' : 'The changes were not saved'));
+    }
+  });
+
+  const section = h('section', {},
+    h('p', {}, h('a', { href: href(['p', ctx.programId, 'connectors']) }, '← All connectors')),
+    h('h1', {}, creating ? 'New connector' : connector.name),
+    form);
+  if (!creating) {
+    section.append(
+      requestPanel(ctx, connector, section),
+      h('h2', {}, 'Next steps'),
+      h('ul', {},
+        h('li', {}, h('a', { href: href(['p', ctx.programId, 'playground'], { connector: connector.id }) }, 'Try the mapping in the playground')),
+        h('li', {}, h('a', { href: href(['p', ctx.programId, 'rules'], { connector: connector.id }) }, 'Earning rules of this connector')),
+        h('li', {}, h('a', { href: href(['p', ctx.programId, 'testing'], { connector: connector.id }) }, 'Send test events, purge test data')),
+        h('li', {}, h('a', { href: href(['p', ctx.programId, 'events'], { connector: connector.id }) }, 'Its event log'))),
+      deletePanel(ctx, connector));
+  }
+  return section;
+}
+
+function shownOnce(generated) {
+  const box = h('textarea', { readOnly: true, rows: 2, class: 'mono', 'aria-label': 'Generated token or secrets', value: generated });
+  return notice('secret',
+    h('p', {}, 'Generated credentials, shown only now: give them to the sender and keep them safe.'),
+    box,
+    h('div', { class: 'actions' }, copyButton('Copy', () => generated)));
+}
+
+/** The endpoint, and a request for the scheme (signed in the browser) to copy. */
+function requestPanel(ctx, connector, section) {
+  const endpoint = new URL(connector.endpoint, location.origin).toString();
+  const kind = credentialKind(connector.auth);
+  const credential = h('input', { type: 'password', autocomplete: 'off', spellcheck: 'false' });
+  const starter = STARTERS[connector.eventType] ?? STARTERS['custom.basic'];
+  const body = h('textarea', { class: 'mono', rows: 6, spellcheck: 'false', value: JSON.stringify(starter.payload()) });
+  const test = checkbox('Send as test data (?test=true)', true);
+  const output = codeBlock('', 'curl command', { 'data-testid': 'curl' });
+  let command = '';
+  const update = debounce(async () => {
+    try {
+      const request = await buildRequest(connector, credential.value, body.value, { test: test.input.checked });
+      command = request ? curlCommand(request) : '';
+      output.textContent = request ? command : `The console cannot build a request for the ${connector.auth?.type} scheme yet.`;
+    } catch (error) {
+      output.textContent = error.message;
+    }
+  }, 150);
+  for (const input of [credential, body, test.input]) input.addEventListener('input', update);
+  section.addEventListener('credential', (event) => { credential.value = event.detail; update(); });
+  update();
+  return h('div', {},
+    h('h2', {}, 'Endpoint'),
+    h('p', {}, h('code', { 'data-testid': 'endpoint' }, endpoint), ' ', copyButton('Copy URL', () => endpoint)),
+    h('h3', {}, 'A request to copy'),
+    kind ? field(kind === 'token' ? 'Token to send' : 'Secret to sign with', credential,
+      `Not stored and not sent anywhere: only used here to ${kind === 'token' ? 'fill in' : 'sign'} the request below.`) : null,
+    field('Request body', body),
+    test.node,
+    output,
+    h('div', { class: 'actions' }, copyButton('Copy curl command', () => command)));
+}
+
+function deletePanel(ctx, connector) {
+  const status = h('div', { 'aria-live': 'polite' });
+  const confirm = h('button', { type: 'button', class: 'danger', hidden: true }, `Yes, delete ${connector.name}`);
+  const start = h('button', { type: 'button', class: 'secondary' }, 'Delete connector…');
+  start.addEventListener('click', () => { confirm.hidden = false; confirm.focus(); });
+  confirm.addEventListener('click', async () => {
+    try {
+      await api('DELETE', programPath(ctx.programId, 'connectors', connector.id));
+      ctx.go(['p', ctx.programId, 'connectors']);
+    } catch (error) {
+      status.replaceChildren(problemNotice(error, 'The connector was not deleted'));
+    }
+  });
+  return h('div', {},
+    h('h2', {}, 'Delete'),
+    h('p', {}, 'Deleting a connector deletes its rules; its events stay in the log.'),
+    h('div', { class: 'actions' }, start, confirm),
+    status);
+}
+
+/** A connector as the API shows it, back into a body for PUT (secrets left out: kept). */
+export function specOf(connector, changes = {}) {
+  const { type, param, header, toleranceSeconds } = connector.auth ?? {};
+  return {
+    name: connector.name,
+    eventType: connector.eventType,
+    auth: { type, param, header, toleranceSeconds },
+    mapping: connector.mapping,
+    testMode: connector.testMode,
+    maxEventAgeDays: connector.maxEventAgeDays,
+    ...changes,
+  };
+}
+
+/** A labelled select of the program's connectors; `allowAll` adds an "all" choice. */
+export function connectorSelect(items, value, { allowAll = false, label = 'Connector' } = {}) {
+  const options = items.map((c) => [c.id, `${c.name} (${c.eventType})`]);
+  if (allowAll) options.unshift(['', 'All connectors']);
+  const control = select(options, value ?? (allowAll ? '' : items[0]?.id));
+  return { control, node: field(label, control) };
+}
