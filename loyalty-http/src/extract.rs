@@ -240,7 +240,8 @@ fn parse_json(bytes: &[u8]) -> ApiResult<serde_json::Value> {
     })
 }
 
-fn deserialize<T: DeserializeOwned>(syntax: serde_json::Value) -> ApiResult<T> {
+/// Deserializes a parsed body; a shape error is 422 with the JSON path of the field.
+pub(crate) fn deserialize<T: DeserializeOwned>(syntax: serde_json::Value) -> ApiResult<T> {
     serde_path_to_error::deserialize(syntax).map_err(|e| {
         let path = e.path().to_string();
         let pointer = if path == "." {

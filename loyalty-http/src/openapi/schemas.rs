@@ -350,6 +350,10 @@ pub fn schemas() -> Value {
         json!({"ruleId": string, "ruleName": string, "fired": boolean, "points": integer, "reason": string}),
     );
     let entry_kind = json!({"enum": ["award", "reversal", "adjustment", "expiry"]});
+    let template_ids: Vec<&str> = loyalty_core::templates::all()
+        .iter()
+        .map(|t| t.id)
+        .collect();
     let mut all = json!({
         "Problem": {"type": "object", "required": ["type", "title", "status", "code", "detail"], "properties": {
             "type": string, "title": string, "status": integer,
@@ -378,6 +382,21 @@ pub fn schemas() -> Value {
             "maxEventAgeDays": {"type": ["integer", "null"], "minimum": 1, "maximum": 36600, "default": 30},
             "publicBaseUrl": {"type": ["string", "null"], "maxLength": 2048, "pattern": "^https?://[^?#\\s\\u0000-\\u001f\\u007f-\\u009f]*$", "not": line_feed(),
                 "description": "the URL senders that sign it (HubSpot) post to, without the path; else the server's --public-base-url"}}})),
+        "ConnectorCreation": {"oneOf": [reference("ConnectorSpecWithoutTemplate"), reference("ConnectorFromTemplate")]},
+        "ConnectorFromTemplate": stored(json!({"type": "object", "required": ["template"], "properties": {
+            "template": {"enum": template_ids, "description": "a template's id (GET /v1/templates); every field given beside it replaces the template's whole"},
+            "name": {"oneOf": [{"type": "null"}, name("1 to 200 characters, not only white space (trimmed); the template's name when left out or null")]},
+            "eventType": {"enum": ["custom.basic", "ecommerce.purchase", "ecommerce.refund", null]},
+            "auth": {"oneOf": [{"type": "null"}, reference("ConnectorAuth")]},
+            "mapping": {"oneOf": [{"type": "null"}, mapping("A JSONata expression; the template's when left out or null")]},
+            "testMode": {"type": "boolean", "default": false},
+            "maxEventAgeDays": {"type": ["integer", "null"], "minimum": 1, "maximum": 36600, "default": 30},
+            "publicBaseUrl": {"type": ["string", "null"], "maxLength": 2048, "pattern": "^https?://[^?#\\s\\u0000-\\u001f\\u007f-\\u009f]*$", "not": line_feed()}}})),
+        "TemplateList": list_of("Template"),
+        "Template": object(&["id", "name", "sender", "eventType", "auth", "mapping", "samplePayload"], json!({
+            "id": string, "name": string, "sender": string,
+            "eventType": {"enum": ["custom.basic", "ecommerce.purchase", "ecommerce.refund"]},
+            "auth": object(&["type"], json!({"type": string})), "mapping": string, "samplePayload": any})),
         "Connector": object(
             &["id", "programId", "name", "eventType", "auth", "mapping", "testMode", "maxEventAgeDays", "endpoint", "revision", "createdAt", "updatedAt"],
             json!({"id": string, "programId": string, "name": string, "eventType": {"enum": ["custom.basic", "ecommerce.purchase", "ecommerce.refund"]},
@@ -491,6 +510,9 @@ pub fn schemas() -> Value {
     });
     // Examples, which the examples phase of a conformance check sends as they are.
     all["ProgramSpec"]["examples"] = json!([{"name": "Readers", "defaultIdentifierKind": "email", "enrollUnknownMembers": true}]);
+    let mut without_template = all["ConnectorSpec"].clone();
+    without_template["properties"]["template"] = json!({"not": {}});
+    all["ConnectorSpecWithoutTemplate"] = without_template;
     all["ConnectorSpec"]["examples"] = json!([{"name": "Article Read", "eventType": "custom.basic",
         "auth": {"type": "queryToken", "param": "token", "token": "s3cret"},
         "mapping": EXAMPLE_MAPPING, "testMode": false, "maxEventAgeDays": 30}]);

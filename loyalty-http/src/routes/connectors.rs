@@ -2,7 +2,7 @@
 
 use super::Items;
 use crate::error::ApiResult;
-use crate::extract::{JsonBody, PathIds, ProgramAdmin, RequestBody};
+use crate::extract::{deserialize, AnyAdmin, JsonBody, PathIds, ProgramAdmin, RequestBody};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,6 +12,7 @@ use loyalty_core::connector::{ConnectorSpec, ConnectorView};
 use loyalty_core::engine::SimulationResponse;
 use loyalty_core::ids::ConnectorId;
 use loyalty_core::ledger::PurgeCounts;
+use loyalty_core::templates::{ConnectorFromTemplate, TemplateView};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -42,12 +43,29 @@ impl ConnectorPath {
     }
 }
 
+/// A connector body: a whole spec, or a template's id with the fields that replace the
+/// template's (told apart by `template`).
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct ConnectorBody(Value);
+
+impl RequestBody for ConnectorBody {}
+
 pub(crate) async fn create(
     State(state): State<AppState>,
     ProgramAdmin(program_id): ProgramAdmin,
-    JsonBody(spec): JsonBody<ConnectorSpec>,
+    JsonBody(ConnectorBody(body)): JsonBody<ConnectorBody>,
 ) -> ApiResult<(StatusCode, Json<ConnectorAnswer>)> {
-    let view = state.engine.create_connector(&program_id, spec).await?;
+    let view = if body.get("template").is_some() {
+        let request: ConnectorFromTemplate = deserialize(body)?;
+        state
+            .engine
+            .create_connector_from_template(&program_id, request)
+            .await?
+    } else {
+        let spec: ConnectorSpec = deserialize(body)?;
+        state.engine.create_connector(&program_id, spec).await?
+    };
     Ok((StatusCode::CREATED, Json(view.into())))
 }
 
@@ -169,4 +187,14 @@ pub(crate) async fn purge(
         .purge_test_data(&program_id, &path.id())
         .await?;
     Ok(Json(counts))
+}
+
+/// The senders' events ready to use: their mapping, auth scheme and a sample payload.
+pub(crate) async fn templates(
+    State(state): State<AppState>,
+    AnyAdmin(_): AnyAdmin,
+) -> Json<Items<TemplateView>> {
+    Json(Items::new(
+        state.engine.templates().iter().map(|t| t.view()).collect(),
+    ))
 }

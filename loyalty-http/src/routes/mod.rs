@@ -102,11 +102,12 @@ const JSON: &str = "application/json";
 /// Every route of the API, once: the router and the OpenAPI document are both built from it.
 #[rustfmt::skip]
 pub static ROUTES: &[RouteDoc] = &[
+    route!("get" "/v1/templates", "listTemplates", "The senders' events ready to use: mapping, auth scheme, sample payload", Admin, &[], None, 200, Some(("TemplateList", JSON)), connectors::templates),
     route!("get" "/v1/me", "me", "Whom the admin token belongs to: the root, or a program (with its id)", Admin, &[], None, 200, Some(("Me", JSON)), me::read),
     route!("post" "/v1/programs", "createProgram", "Create a program (root token only); the admin token is shown once", Root, &[], Some("ProgramSpec"), 201, Some(("ProgramCreated", JSON)), programs::create),
     route!("get" "/v1/programs", "listPrograms", "List programs (root token only)", Root, &[], None, 200, Some(("ProgramList", JSON)), programs::list),
     route!("get" "/v1/programs/{programId}", "getProgram", "Read a program and its settings", Program, &[], None, 200, Some(("Program", JSON)), programs::read),
-    route!("post" "/v1/programs/{programId}/connectors", "createConnector", "Create a connector; generated tokens or secrets are shown once", Program, &[], Some("ConnectorSpec"), 201, Some(("Connector", JSON)), connectors::create),
+    route!("post" "/v1/programs/{programId}/connectors", "createConnector", "Create a connector; generated tokens or secrets are shown once", Program, &[], Some("ConnectorCreation"), 201, Some(("Connector", JSON)), connectors::create),
     route!("get" "/v1/programs/{programId}/connectors", "listConnectors", "List connectors", Program, &[], None, 200, Some(("ConnectorList", JSON)), connectors::list),
     route!("get" "/v1/programs/{programId}/connectors/{connectorId}", "getConnector", "Read a connector (never its secrets)", Program, &[], None, 200, Some(("Connector", JSON)), connectors::read),
     route!("put" "/v1/programs/{programId}/connectors/{connectorId}", "replaceConnector", "Replace a connector; left-out tokens and secrets are kept", Program, &[], Some("ConnectorSpec"), 200, Some(("Connector", JSON)), connectors::replace),

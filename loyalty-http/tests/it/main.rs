@@ -11,3 +11,4 @@ mod isolation;
 mod operability;
 mod points;
 mod readme;
+mod templates;
