@@ -76,8 +76,23 @@ test('programs: create one with a hostile name; its token is shown once', async 
   noProblems();
 });
 
-test('a program token signs in to its own program only', async () => {
+test('signing out forgets the token; a token that stops working brings the sign-in back', async () => {
   await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  await page.evaluate(() => {
+    sessionStorage.setItem('loyalty.console.token', 'a-token-no-longer-valid');
+    sessionStorage.setItem('loyalty.console.who', '{"role": "root"}');
+  });
+  await page.reload();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.getByRole('alert').filter({ hasText: 'no longer accepted' }).waitFor();
+  await page.waitForTimeout(200);
+  assert.equal(await page.getByRole('heading', { name: 'Sign in' }).count(), 1);
+  noProblems();
+});
+
+test('a program token signs in to its own program only', async () => {
   await signIn(state.programToken);
   await page.getByRole('heading', { name: 'Connectors' }).waitFor();
   assert.ok(page.url().includes(state.programId));
