@@ -333,3 +333,19 @@ test('purge: the connector\'s test data is deleted and counted; the test member 
   await page.getByRole('alert').filter({ hasText: 'No member has this identifier' }).waitFor();
   noProblems();
 });
+
+test('playground: a mapping saved from the playground is the connector\'s', async () => {
+  await page.goto(`${server.base}/console#/p/${state.programId}/playground?connector=${state.connectorId}`);
+  await page.getByTestId('simulation').getByText('accepted', { exact: true }).waitFor();
+  const mapping = page.getByLabel('Mapping (JSONata)');
+  const changed = (await mapping.inputValue()).replace('article.theme', '$lowercase(article.theme)');
+  await mapping.fill(changed);
+  await page.getByRole('button', { name: 'Save mapping to the connector' }).click();
+  await page.getByText(/Mapping saved \(revision \d+\)\./).waitFor();
+  const connector = await adminApi(server.base, state.programToken, 'GET', `/v1/programs/${state.programId}/connectors/${state.connectorId}`);
+  assert.equal(connector.mapping, changed);
+  // The PUT left the token out, so the sender's token still works.
+  const result = await sendArticle({ eventId: `after-save-${Date.now()}`, timestamp: new Date().toISOString(), profile: { email: 'zoe@example.com' }, article: { theme: 'News' }, totalArticlesRead: 1 });
+  assert.equal(result.status, 'accepted');
+  noProblems();
+});
