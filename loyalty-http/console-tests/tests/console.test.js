@@ -76,8 +76,23 @@ test('programs: create one with a hostile name; its token is shown once', async 
   noProblems();
 });
 
-test('a program token signs in to its own program only', async () => {
+test('signing out forgets the token; a token that stops working brings the sign-in back', async () => {
   await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  await page.evaluate(() => {
+    sessionStorage.setItem('loyalty.console.token', 'a-token-no-longer-valid');
+    sessionStorage.setItem('loyalty.console.who', '{"role": "root"}');
+  });
+  await page.reload();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.getByRole('alert').filter({ hasText: 'no longer accepted' }).waitFor();
+  await page.waitForTimeout(200);
+  assert.equal(await page.getByRole('heading', { name: 'Sign in' }).count(), 1);
+  noProblems();
+});
+
+test('a program token signs in to its own program only', async () => {
   await signIn(state.programToken);
   await page.getByRole('heading', { name: 'Connectors' }).waitFor();
   assert.ok(page.url().includes(state.programId));
@@ -316,5 +331,21 @@ test('purge: the connector\'s test data is deleted and counted; the test member 
   await page.getByLabel('Identifier', { exact: true }).fill('ann@example.com');
   await page.getByRole('button', { name: 'Find member' }).click();
   await page.getByRole('alert').filter({ hasText: 'No member has this identifier' }).waitFor();
+  noProblems();
+});
+
+test('playground: a mapping saved from the playground is the connector\'s', async () => {
+  await page.goto(`${server.base}/console#/p/${state.programId}/playground?connector=${state.connectorId}`);
+  await page.getByTestId('simulation').getByText('accepted', { exact: true }).waitFor();
+  const mapping = page.getByLabel('Mapping (JSONata)');
+  const changed = (await mapping.inputValue()).replace('article.theme', '$lowercase(article.theme)');
+  await mapping.fill(changed);
+  await page.getByRole('button', { name: 'Save mapping to the connector' }).click();
+  await page.getByText(/Mapping saved \(revision \d+\)\./).waitFor();
+  const connector = await adminApi(server.base, state.programToken, 'GET', `/v1/programs/${state.programId}/connectors/${state.connectorId}`);
+  assert.equal(connector.mapping, changed);
+  // The PUT left the token out, so the sender's token still works.
+  const result = await sendArticle({ eventId: `after-save-${Date.now()}`, timestamp: new Date().toISOString(), profile: { email: 'zoe@example.com' }, article: { theme: 'News' }, totalArticlesRead: 1 });
+  assert.equal(result.status, 'accepted');
   noProblems();
 });

@@ -101,11 +101,11 @@ function renderNav(current, programId) {
 }
 
 async function route() {
-  if (!session.token) {
+  const me = session.who;
+  if (!session.token || !me?.role) {
     showSignIn();
     return;
   }
-  const me = session.who;
   const { segments, query } = parseHash();
   let screen;
   let programId;
@@ -159,6 +159,8 @@ async function route() {
 }
 
 whenUnauthorized(() => {
+  // Drops the screen that was loading: its answer would replace the sign-in form.
+  renderSequence += 1;
   session.clear();
   showSignIn('Your token is no longer accepted: sign in again.');
 });

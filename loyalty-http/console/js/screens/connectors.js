@@ -146,10 +146,13 @@ async function editor(ctx, connector) {
       const page = await editor(ctx, saved);
       if (ctx.stale()) return;
       if (generated) page.prepend(shownOnce(generated));
-      page.prepend(notice('success', h('p', {}, creating ? 'Connector created.' : 'Changes saved.')));
+      const done = notice('success', h('p', {}, creating ? 'Connector created.' : 'Changes saved.'));
+      page.prepend(done);
       if (creating) history.replaceState(null, '', href(['p', ctx.programId, 'connectors', saved.id]));
       form.closest('section').replaceWith(page);
-      page.querySelector('.notice')?.focus();
+      // The form the focus was in is gone: keyboard users continue from the outcome.
+      done.tabIndex = -1;
+      done.focus();
       if (generated) page.dispatchEvent(new CustomEvent('credential', { detail: saved.auth.token ?? saved.auth.secrets[0] }));
     } catch (error) {
       status.replaceChildren(problemNotice(error, creating ? 'The connector was not created' : 'The changes were not saved'));
