@@ -170,9 +170,12 @@ async fn add_to_balance(
 async fn insert_reversal(tx: &mut PgConnection, entry: &LedgerEntry) -> Result<i64> {
     Ok(sqlx::query(
         "INSERT INTO ledger_entries (program_id, member_id, seq, id, kind, event_id, \
-             connector_id, rule_id, points, reverses, reason, test, created_at, occurred_at) \
-         VALUES ($1, $2, nextval('loyalty_seq'), $3, 'reversal', $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12) \
+             connector_id, rule_id, points, reverses, reverses_seq, reason, test, created_at, \
+             occurred_at) \
+         VALUES ($1, $2, nextval('loyalty_seq'), $3, 'reversal', $4, $5, $6, $7, $8, \
+             (SELECT a.seq FROM ledger_entries a \
+              WHERE a.program_id = $1 AND a.member_id = $2 AND a.id = $8), \
+             $9, $10, $11, $12) \
          RETURNING seq",
     )
     .bind(entry.program_id.as_str())
@@ -472,8 +475,11 @@ pub(crate) async fn write_expiry(
     for entry in &mut expired {
         entry.seq = sqlx::query(
             "INSERT INTO ledger_entries (program_id, member_id, seq, id, kind, rule_id, points, \
-                 reverses, test, created_at, occurred_at) \
-             VALUES ($1, $2, nextval('loyalty_seq'), $3, 'expiry', $4, $5, $6, $7, $8, $9) \
+                 reverses, reverses_seq, test, created_at, occurred_at) \
+             VALUES ($1, $2, nextval('loyalty_seq'), $3, 'expiry', $4, $5, $6, \
+                 (SELECT a.seq FROM ledger_entries a \
+                  WHERE a.program_id = $1 AND a.member_id = $2 AND a.id = $6), \
+                 $7, $8, $9) \
              RETURNING seq",
         )
         .bind(program)

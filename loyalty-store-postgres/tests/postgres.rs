@@ -243,9 +243,17 @@ async fn the_schema_holds_the_invariants() {
         let refused = entry(kind, points, reverses, reason).await.unwrap_err();
         assert_eq!(sqlstate(&refused), "23514", "{why}");
     }
-    let dangling = entry("reversal", -5, Some("led_nope"), Some("x"))
-        .await
-        .unwrap_err();
+    let dangling = sqlx::query(
+        "INSERT INTO ledger_entries (program_id, member_id, seq, id, kind, points, reverses, \
+             reverses_seq, reason, test, created_at, occurred_at) \
+         VALUES ($1, $2, nextval('loyalty_seq'), 'led_dangling', 'reversal', -5, 'led_nope', \
+             -1, 'x', false, now(), now())",
+    )
+    .bind(program.as_str())
+    .bind(member.as_str())
+    .execute(pool)
+    .await
+    .unwrap_err();
     assert_eq!(
         sqlstate(&dangling),
         "23503",
