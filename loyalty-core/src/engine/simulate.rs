@@ -146,21 +146,9 @@ impl Engine {
                 value: candidate.identifier.value.clone(),
                 would_enroll: member_id.is_none() && loaded.program.enroll_unknown_members,
             });
-            // An earlier item of the payload that would be accepted holds its key as well.
-            let prior = match self
-                .store
-                .find_accepted(connector_id, &candidate.client_event_id, test)
-                .await?
-            {
-                Some(original) => Some(Prior {
-                    event: Some(original),
-                    member: None,
-                }),
-                None => seen.contains(&candidate.client_event_id).then_some(Prior {
-                    event: None,
-                    member: None,
-                }),
-            };
+            let prior = self
+                .simulated_prior(connector_id, &candidate.client_event_id, test, &seen)
+                .await?;
             match decide(
                 prior,
                 member_id.clone(),
@@ -211,6 +199,33 @@ impl Engine {
 }
 
 impl Engine {
+    /// What holds a key in a simulation: a stored accepted event, or an earlier item of the
+    /// payload that would be accepted.
+    async fn simulated_prior(
+        &self,
+        connector_id: &ConnectorId,
+        client_event_id: &str,
+        test: bool,
+        seen: &HashSet<String>,
+    ) -> Result<Option<Prior>> {
+        Ok(
+            match self
+                .store
+                .find_accepted(connector_id, client_event_id, test)
+                .await?
+            {
+                Some(original) => Some(Prior {
+                    event: Some(original),
+                    member: None,
+                }),
+                None => seen.contains(client_event_id).then_some(Prior {
+                    event: None,
+                    member: None,
+                }),
+            },
+        )
+    }
+
     /// What a refund would take back: decided as a store decides it, on what is stored now.
     async fn simulate_refund(
         &self,
@@ -221,20 +236,9 @@ impl Engine {
         seen: &mut HashSet<String>,
         result: &mut SimulatedItem,
     ) -> Result<()> {
-        let prior = match self
-            .store
-            .find_accepted(connector_id, &candidate.client_event_id, test)
-            .await?
-        {
-            Some(original) => Some(Prior {
-                event: Some(original),
-                member: None,
-            }),
-            None => seen.contains(&candidate.client_event_id).then_some(Prior {
-                event: None,
-                member: None,
-            }),
-        };
+        let prior = self
+            .simulated_prior(connector_id, &candidate.client_event_id, test, seen)
+            .await?;
         let purchase = self
             .store
             .find_purchase(program, &candidate.refund.order_id, test)
