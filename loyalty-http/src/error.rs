@@ -30,6 +30,8 @@ pub enum ApiError {
     InvalidField { path: String, message: String },
     #[error("too many requests for this connector")]
     TooManyRequests { retry_after_seconds: u64 },
+    #[error("the body's content type is not one a connector reads: send JSON (application/json, text/plain or none) or a form (application/x-www-form-urlencoded)")]
+    UnsupportedMediaType,
 }
 
 impl ApiError {
@@ -53,6 +55,7 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadRequest(_) | ApiError::InvalidBody { .. } => StatusCode::BAD_REQUEST,
             ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::Forbidden => "forbidden",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::InvalidBody { .. } => "invalid_json",
             ApiError::InvalidField { .. } => "validation_failed",

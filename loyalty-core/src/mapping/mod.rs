@@ -8,9 +8,11 @@
 
 mod direct;
 mod document;
+mod form;
 mod projection;
 
 pub use document::{Body, BodyError, BodyItem, Document, JsonSyntaxError};
+pub use form::form_to_json;
 pub use projection::Projection;
 
 use jsonata_core::evaluator::{Context, Evaluator, EvaluatorOptions};

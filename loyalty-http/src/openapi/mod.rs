@@ -111,6 +111,7 @@ impl RouteDoc {
                     INGEST_UNAUTHORIZED,
                     UNKNOWN_CONNECTOR,
                     INGEST_TOO_LARGE,
+                    INGEST_UNSUPPORTED,
                     INGEST_INVALID_QUERY,
                     RATE_LIMITED,
                 ]
@@ -163,9 +164,17 @@ impl RouteDoc {
             }
         }
         if let Some(request) = self.request {
+            let schema = json!({"$ref": format!("#/components/schemas/{request}")});
+            let content = if self.access == Access::Connector {
+                // What senders send: JSON (also as text/plain, browsers' sendBeacon), or a form.
+                json!({"application/json": {"schema": schema}, "text/plain": {"schema": {"type": "string"}},
+                       "application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}}})
+            } else {
+                json!({"application/json": {"schema": schema}})
+            };
             operation.insert(
                 "requestBody".into(),
-                json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{request}")}}}}),
+                json!({"required": true, "content": content}),
             );
         }
         let mut responses = Map::new();
@@ -258,6 +267,11 @@ const INGEST_TOO_LARGE: Failure = failure(
     "IngestTooLarge",
     413,
     "Body or batch over the limit (payload_too_large, batch_too_large)",
+);
+const INGEST_UNSUPPORTED: Failure = failure(
+    "IngestUnsupportedMediaType",
+    415,
+    "A content type other than JSON, text/plain or a form (unsupported_media_type)",
 );
 const INGEST_INVALID_QUERY: Failure = failure(
     "IngestInvalidQuery",

@@ -85,6 +85,7 @@ async fn handle(
         .map_err(|retry_after_seconds| ApiError::TooManyRequests {
             retry_after_seconds,
         })?;
+    let format = BodyFormat::of(headers)?;
     let limit = state.engine.limits().max_body_bytes;
     let bytes = read_body(headers, body, limit).await?;
     let test = query_flag(&query_pairs(query), "test")?.unwrap_or(false);
@@ -100,6 +101,11 @@ async fn handle(
         test,
     };
     let authenticated = state.engine.authenticate_for(target, &request)?;
+    // Signatures are over the bytes as received; a form is read as the JSON object it means.
+    let bytes = match format {
+        BodyFormat::Json => bytes,
+        BodyFormat::Form => axum::body::Bytes::from(loyalty_core::mapping::form_to_json(&bytes)),
+    };
     let offload = Offload::for_body(&bytes, authenticated.mapping_is_slow());
     let engine = state.engine.clone();
     let batch = offload
@@ -135,5 +141,37 @@ fn ingest_response(response: &IngestResponse) -> Response {
             .into_response(),
         // Not for this type (plain structs, string keys); `Json` answers 500 as it would.
         Err(_) => Json(response).into_response(),
+    }
+}
+
+/// How a body is read, by its content type: JSON (also `text/plain`, which browsers'
+/// `sendBeacon` sends, and none at all), or an HTML form; anything else is 415.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyFormat {
+    Json,
+    Form,
+}
+
+impl BodyFormat {
+    fn of(headers: &HeaderMap) -> ApiResult<Self> {
+        let Some(value) = headers.get(header::CONTENT_TYPE) else {
+            return Ok(BodyFormat::Json);
+        };
+        let media = value
+            .to_str()
+            .map_err(|_| ApiError::UnsupportedMediaType)?
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            "" | "application/json" | "text/plain" => Ok(BodyFormat::Json),
+            "application/x-www-form-urlencoded" => Ok(BodyFormat::Form),
+            other if other.starts_with("application/") && other.ends_with("+json") => {
+                Ok(BodyFormat::Json)
+            }
+            _ => Err(ApiError::UnsupportedMediaType),
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod battery;
+mod bodies;
 mod check;
 mod console;
 mod harness;
