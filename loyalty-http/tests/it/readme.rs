@@ -59,7 +59,7 @@ async fn the_readme_tour_works_word_for_word() {
         stdout
             .matches("\"status\":\"accepted\",\"eventId\"")
             .count(),
-        5,
+        7,
         "{stdout}"
     );
     assert!(
@@ -80,6 +80,10 @@ async fn the_readme_tour_works_word_for_word() {
         stdout.contains("{\"events\":1,\"ledgerEntries\":1,\"members\":1}"),
         "{stdout}"
     );
+    // The Shopify order, signed with openssl, earns a point a euro; half of it refunded takes
+    // back half its points, rounded down.
+    assert!(stdout.contains("\"points\":59,\"awards\""), "{stdout}");
+    assert!(stdout.contains("\"points\":-29,\"reversed\""), "{stdout}");
     assert!(
         !stdout.contains("\"status\":4"),
         "no error answers: {stdout}"
