@@ -150,3 +150,52 @@ async fn json_comes_with_any_of_its_content_types_and_other_types_are_415() {
         );
     }
 }
+
+#[tokio::test]
+async fn hostile_forms_get_clear_answers() {
+    let server = TestServer::start().await;
+    let (program, token) = server.program().await;
+    let connector = server
+        .connector(
+            &program,
+            &token,
+            json!({"type": "queryToken", "token": "s3cret-token"}),
+        )
+        .await;
+    let connector = format!("{}?token=s3cret-token", connector["id"].as_str().unwrap());
+    let form = Some("application/x-www-form-urlencoded");
+    // Over the body limit, as for JSON: 413 before anything is read into a document.
+    let big = "a=".to_owned() + &"x".repeat(1024 * 1024);
+    let (status, problem) = post(&server, &connector, form, &[], &big).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+    let deep = format!("{}=1", "a".to_owned() + &"[b]".repeat(10_000));
+    let many = "k=1&".repeat(200_000);
+    let cases = [
+        ("deep brackets", deep),
+        ("a key 200,000 times", many),
+        ("bad percent escapes", "a=%zz%&b=%E2%82&%=%%".to_owned()),
+        ("invalid UTF-8 once decoded", "a=%ff%fe".to_owned()),
+        (
+            "markup",
+            "profile[email]=%3Cscript%3Ealert(1)%3C%2Fscript%3E".to_owned(),
+        ),
+        ("nothing but separators", "&&&==&".to_owned()),
+    ];
+    for (what, body) in cases {
+        let (status, answer) = post(&server, &connector, form, &[], &body).await;
+        // One object, mapped like any item: answered item by item, never an error page.
+        assert_eq!(status, StatusCode::OK, "{what}: {answer}");
+        assert_eq!(
+            answer["results"].as_array().map(Vec::len),
+            Some(1),
+            "{what}"
+        );
+    }
+    assert_eq!(
+        server.ok(Method::GET, "/healthz", &token, None).await["status"],
+        "ok"
+    );
+}
