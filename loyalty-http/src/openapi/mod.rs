@@ -159,19 +159,16 @@ impl RouteDoc {
                 operation.insert("security".into(), json!([]));
                 operation.insert(
                     "description".into(),
-                    json!("Authenticated by the connector's scheme: queryToken, headerToken, hubSignature (HMAC-SHA256 of the raw body) or standardWebhooks."),
+                    json!("Authenticated by the connector's scheme (a token, an HMAC of the raw body, or a sender's own signature). The body is JSON (application/json, application/*+json, text/plain or no content type) or an HTML form (application/x-www-form-urlencoded, read as one object of strings); any other content type is 415."),
                 );
             }
         }
         if let Some(request) = self.request {
             let schema = json!({"$ref": format!("#/components/schemas/{request}")});
-            let content = if self.access == Access::Connector {
-                // What senders send: JSON (also as text/plain, browsers' sendBeacon), or a form.
-                json!({"application/json": {"schema": schema}, "text/plain": {"schema": {"type": "string"}},
-                       "application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}}})
-            } else {
-                json!({"application/json": {"schema": schema}})
-            };
+            // The ingestion endpoint also reads text/plain as JSON and HTML forms as one object
+            // (its description says so): JSON Schema cannot state "this text is JSON", so
+            // the document lists the one media type a generator can fill exactly.
+            let content = json!({"application/json": {"schema": schema}});
             operation.insert(
                 "requestBody".into(),
                 json!({"required": true, "content": content}),
