@@ -30,9 +30,13 @@ export async function startServer() {
   const port = await freePort();
   const rootToken = `root-${randomBytes(16).toString('hex')}`;
   let output = '';
+  // The memory store, whatever the environment says: CI exports DATABASE_URL for the
+  // PostgreSQL tests, and a shared database would show every earlier run's programs here.
+  const env = { ...process.env, RUST_LOG: 'info' };
+  delete env.DATABASE_URL;
   const child = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--admin-token', rootToken], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: 'info' },
+    env,
   });
   child.stdout.on('data', (chunk) => { output += chunk; });
   child.stderr.on('data', (chunk) => { output += chunk; });
