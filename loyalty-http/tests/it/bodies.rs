@@ -100,15 +100,8 @@ async fn forms_are_read_as_one_object_and_signed_as_received() {
 #[tokio::test]
 async fn json_comes_with_any_of_its_content_types_and_other_types_are_415() {
     let server = TestServer::start().await;
-    let (program, token) = server.program().await;
-    let connector = server
-        .connector(
-            &program,
-            &token,
-            json!({"type": "queryToken", "token": "s3cret-token"}),
-        )
-        .await;
-    let connector = format!("{}?token=s3cret-token", connector["id"].as_str().unwrap());
+    let (_, _, connector) = server.program_with_query_connector().await;
+    let connector = format!("{connector}?token=s3cret-token");
     let event = |id: &str| crate::harness::article(id, "ann@example.com", "sport", 5).to_string();
     for (i, content_type) in [
         None,
@@ -154,15 +147,8 @@ async fn json_comes_with_any_of_its_content_types_and_other_types_are_415() {
 #[tokio::test]
 async fn hostile_forms_get_clear_answers() {
     let server = TestServer::start().await;
-    let (program, token) = server.program().await;
-    let connector = server
-        .connector(
-            &program,
-            &token,
-            json!({"type": "queryToken", "token": "s3cret-token"}),
-        )
-        .await;
-    let connector = format!("{}?token=s3cret-token", connector["id"].as_str().unwrap());
+    let (_, token, connector) = server.program_with_query_connector().await;
+    let connector = format!("{connector}?token=s3cret-token");
     let form = Some("application/x-www-form-urlencoded");
     // Over the body limit, as for JSON: 413 before anything is read into a document.
     let big = "a=".to_owned() + &"x".repeat(1024 * 1024);

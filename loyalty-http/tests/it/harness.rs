@@ -135,6 +135,21 @@ impl TestServer {
         )
     }
 
+    /// A new program with the seed connector authenticated by the query token `s3cret-token`:
+    /// (program id, its admin token, connector id).
+    pub async fn program_with_query_connector(&self) -> (String, String, String) {
+        let (program, token) = self.program().await;
+        let connector = self
+            .connector(
+                &program,
+                &token,
+                json!({"type": "queryToken", "token": "s3cret-token"}),
+            )
+            .await;
+        let connector = connector["id"].as_str().unwrap().to_owned();
+        (program, token, connector)
+    }
+
     /// The seed "Article Read" connector with the given auth; returns its creation response.
     pub async fn connector(&self, program: &str, token: &str, auth: Value) -> Value {
         self.ok(

@@ -8,15 +8,7 @@ use serde_json::{json, Value};
 /// member id, event id).
 async fn ann_with_an_award() -> (TestServer, String, String, String, String) {
     let server = TestServer::start().await;
-    let (program, token) = server.program().await;
-    let connector = server
-        .connector(
-            &program,
-            &token,
-            json!({"type": "queryToken", "token": "s3cret-token"}),
-        )
-        .await;
-    let connector = connector["id"].as_str().unwrap().to_owned();
+    let (program, token, connector) = server.program_with_query_connector().await;
     server
         .seed_rule(&program, &token, &connector, json!([]))
         .await;
