@@ -48,44 +48,57 @@ pub fn points_view(
     now: DateTime<Utc>,
     expiry: Option<PointsExpiry>,
 ) -> PointsView {
-    let mut lots: Vec<Lot> = entries
-        .iter()
-        .filter(|e| e.points > 0)
-        .filter_map(|e| match e.kind {
-            EntryKind::Award => Some(Lot {
-                award: Some(e.id.clone()),
-                left: e.points,
-                occurred_at: e.occurred_at,
-                available_at: e.available_at,
-                expires_at: expiry.map(|policy| policy.expires_at(e.occurred_at)),
-            }),
-            EntryKind::Adjustment => Some(Lot {
-                award: None,
-                left: e.points,
-                occurred_at: e.created_at,
-                available_at: None,
-                expires_at: None,
-            }),
-            _ => None,
-        })
-        .collect();
-    // Oldest first: the order negative adjustments use lots up in.
-    lots.sort_by_key(|lot| lot.occurred_at);
-    for entry in entries.iter().filter(|e| e.points < 0) {
-        let mut owed = -entry.points;
-        if let Some(award) = &entry.reverses {
-            if let Some(lot) = lots.iter_mut().find(|l| l.award.as_ref() == Some(award)) {
-                let take = owed.min(lot.left);
-                lot.left -= take;
-                owed -= take;
+    // In ledger order, so that what an entry took never changes when later entries come (an
+    // award that happened earlier but arrives later does not move an older adjustment).
+    let mut lots: Vec<Lot> = Vec::new();
+    // What negative adjustments could not take from the lots of their time: later lots pay it.
+    let mut debt = 0;
+    for entry in entries {
+        match entry.kind {
+            EntryKind::Award | EntryKind::Adjustment if entry.points > 0 => {
+                let award = entry.kind == EntryKind::Award;
+                let mut lot = Lot {
+                    award: award.then(|| entry.id.clone()),
+                    left: entry.points,
+                    occurred_at: if award {
+                        entry.occurred_at
+                    } else {
+                        entry.created_at
+                    },
+                    available_at: entry.available_at,
+                    expires_at: expiry
+                        .filter(|_| award)
+                        .map(|policy| policy.expires_at(entry.occurred_at)),
+                };
+                let paid = debt.min(lot.left);
+                lot.left -= paid;
+                debt -= paid;
+                lots.push(lot);
             }
-        }
-        if entry.kind == EntryKind::Adjustment {
-            for lot in lots.iter_mut() {
-                let take = owed.min(lot.left);
-                lot.left -= take;
-                owed -= take;
+            EntryKind::Reversal | EntryKind::Expiry => {
+                if let Some(lot) = lots
+                    .iter_mut()
+                    .find(|l| l.award.is_some() && l.award == entry.reverses)
+                {
+                    lot.left -= (-entry.points).min(lot.left);
+                }
             }
+            EntryKind::Adjustment if entry.points < 0 => {
+                // The oldest points first, among those not expired when it was made.
+                let mut owed = -entry.points;
+                let mut open: Vec<&mut Lot> = lots
+                    .iter_mut()
+                    .filter(|l| l.left > 0 && l.expires_at.is_none_or(|at| at > entry.created_at))
+                    .collect();
+                open.sort_by_key(|l| l.occurred_at);
+                for lot in open {
+                    let take = owed.min(lot.left);
+                    lot.left -= take;
+                    owed -= take;
+                }
+                debt += owed;
+            }
+            _ => {}
         }
     }
     let total: i64 = entries.iter().map(|e| e.points).sum();
@@ -262,6 +275,31 @@ mod tests {
         ];
         let view = points_view(&reversed, day(7), None);
         assert_eq!((view.balance, view.pending), (5, 6));
+    }
+
+    #[test]
+    fn what_an_entry_took_does_not_move_when_entries_come_later() {
+        // An adjustment made after a1 expired takes nothing of it, swept or not.
+        let unswept = [
+            entry("a1", EntryKind::Award, 10, 0),
+            entry("a2", EntryKind::Award, 20, 10),
+            entry("n1", EntryKind::Adjustment, -5, 35),
+        ];
+        let mut swept = unswept.to_vec();
+        swept.insert(2, taking("x1", EntryKind::Expiry, -10, "a1", 30));
+        assert_eq!(points_view(&unswept, day(36), THIRTY_DAYS).balance, 15);
+        assert_eq!(points_view(&swept, day(36), THIRTY_DAYS).balance, 15);
+        // An award that happened before a1 but arrives after the adjustment and a1's expiry
+        // does not give a1 points back to expire a second time.
+        let late = [
+            entry("a1", EntryKind::Award, 10, 0),
+            entry("n1", EntryKind::Adjustment, -4, 1),
+            taking("x1", EntryKind::Expiry, -6, "a1", 30),
+            entry("a0", EntryKind::Award, 3, -1),
+        ];
+        let view = points_view(&late, day(31), THIRTY_DAYS);
+        assert_eq!(view.expired, [(LedgerEntryId::new("a0"), 3)]);
+        assert_eq!(view.balance, 0);
     }
 
     #[test]

@@ -15,17 +15,26 @@ pub struct AwardState {
     pub points: i64,
     /// Points reversed so far (positive).
     pub reversed: i64,
+    /// Points that expired (positive): gone from the award, but they still count toward the
+    /// limits, which only reversals free.
+    pub expired: i64,
     pub occurred_at: DateTime<Utc>,
     pub test: bool,
 }
 
 impl AwardState {
+    /// What can still be taken back: neither reversed nor expired.
     pub fn left(&self) -> i64 {
+        (self.points - self.reversed - self.expired).max(0)
+    }
+
+    /// What still counts toward the rule's limits: all but what reversals took.
+    fn counted(&self) -> i64 {
         (self.points - self.reversed).max(0)
     }
 
-    /// The awards of `event` among `entries` (a member's ledger), with what reversals took,
-    /// in rule order as awarded (entry order).
+    /// The awards of `event` among `entries` (a member's ledger), with what reversals and
+    /// expiries took, in rule order as awarded (entry order).
     pub fn of_event(entries: &[LedgerEntry], event: &EventId) -> Vec<AwardState> {
         let mut awards: Vec<AwardState> = entries
             .iter()
@@ -37,17 +46,25 @@ impl AwardState {
                     rule: e.rule_id.clone()?,
                     points: e.points,
                     reversed: 0,
+                    expired: 0,
                     occurred_at: e.occurred_at,
                     test: e.test,
                 })
             })
             .collect();
-        for entry in entries.iter().filter(|e| e.kind == EntryKind::Reversal) {
+        let takers = entries
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::Reversal | EntryKind::Expiry));
+        for entry in takers {
             if let Some(award) = awards
                 .iter_mut()
                 .find(|a| Some(&a.entry) == entry.reverses.as_ref())
             {
-                award.reversed += -entry.points;
+                if entry.kind == EntryKind::Reversal {
+                    award.reversed += -entry.points;
+                } else {
+                    award.expired += -entry.points;
+                }
             }
         }
         awards
@@ -150,7 +167,7 @@ pub fn reversal_entries(
 /// The usage a reversal of `reversing` points of `award` frees: its points in every period of
 /// the award's time, and the award itself (a count) once nothing is left of it.
 pub fn usage_freed(award: &AwardState, reversing: i64) -> Vec<(UsageKey, UsageCount)> {
-    let emptied = award.left() > 0 && reversing >= award.left();
+    let emptied = award.counted() > 0 && reversing >= award.counted();
     Period::ALL
         .iter()
         .map(|period| {
@@ -210,6 +227,7 @@ mod tests {
             rule: RuleId::new(rule),
             points,
             reversed,
+            expired: 0,
             occurred_at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
             test: false,
         }
@@ -239,6 +257,34 @@ mod tests {
         check(&[award("r1", 10, 10)], 20.0, None, &[0]);
         check(&[award("r1", 10, 0)], 0.0, Some(5.0), &[10]);
         check(&[award("r1", 10, 0)], 20.0, Some(-5.0), &[0]);
+    }
+
+    #[test]
+    fn expired_points_are_not_taken_back_but_still_count_toward_limits() {
+        let partly_expired = AwardState {
+            expired: 4,
+            ..award("r1", 10, 0)
+        };
+        assert_eq!(
+            refund_shares(std::slice::from_ref(&partly_expired), 20.0, None),
+            [6]
+        );
+        assert_eq!(
+            admin_shares(std::slice::from_ref(&partly_expired), Some(100)),
+            [6]
+        );
+        let gone = AwardState {
+            expired: 10,
+            ..award("r1", 10, 0)
+        };
+        assert_eq!(refund_shares(&[gone], 20.0, None), [0]);
+        // Reversing what is left frees its points, but 4 expired points still count.
+        let freed = usage_freed(&partly_expired, 6);
+        assert!(freed.iter().all(|(_, c)| *c
+            == UsageCount {
+                count: 0,
+                points: -6
+            }));
     }
 
     #[test]

@@ -68,8 +68,8 @@ struct State {
     activity: HashMap<MemberId, Vec<i64>>,
     /// The idempotency keys: (connector, clientEventId, test) → the accepted event.
     accepted: ShardedMap<(ConnectorId, String, bool), (EventId, Option<MemberId>)>,
-    /// The newest accepted purchase of each order: (program, orderId, test) → the purchase.
-    purchases: HashMap<(ProgramId, String, bool), PurchaseFound>,
+    /// The accepted purchases of each order, oldest first: (program, orderId, test) → them.
+    purchases: HashMap<(ProgramId, String, bool), Vec<PurchaseFound>>,
     /// Adjustments' idempotency keys: (program, key) → the adjustment's position.
     adjustment_keys: HashMap<(ProgramId, String), i64>,
     next_position: i64,
@@ -155,7 +155,7 @@ impl State {
                             member: member_id.clone(),
                             amount: purchase.amount,
                         };
-                        self.purchases.insert(order, found);
+                        self.purchases.entry(order).or_default().push(found);
                     }
                     self.accepted
                         .insert(key, (entry.id.clone(), Some(member_id)));
@@ -208,7 +208,11 @@ impl State {
             refund.refund.order_id.clone(),
             batch.test,
         );
-        let purchase = self.purchases.get(&order).cloned();
+        let purchase = self
+            .purchases
+            .get(&order)
+            .and_then(|all| all.last())
+            .cloned();
         let named = refund.identifier.as_ref().map(|identifier| {
             self.identifiers
                 .get(&(batch.program_id.clone(), identifier.clone()))
@@ -449,7 +453,12 @@ impl Store for MemoryStore {
         test: bool,
     ) -> StoreResult<Option<PurchaseFound>> {
         let order = (program.clone(), order_id.to_owned(), test);
-        Ok(self.lock().purchases.get(&order).cloned())
+        Ok(self
+            .lock()
+            .purchases
+            .get(&order)
+            .and_then(|all| all.last())
+            .cloned())
     }
 
     async fn members_to_expire(
@@ -688,9 +697,9 @@ impl Store for MemoryStore {
             removed_positions.insert(position);
             counts.ledger_entries += 1;
         }
-        state
-            .purchases
-            .retain(|_, purchase| !doomed_ids.contains(&purchase.event));
+        for purchases in state.purchases.values_mut() {
+            purchases.retain(|purchase| !doomed_ids.contains(&purchase.event));
+        }
         for position in doomed {
             let entry = state.events.remove(&position).expect("listed above");
             state.event_positions.remove(&entry.id);

@@ -14,6 +14,25 @@ CREATE TABLE purchases (
     FOREIGN KEY (program_id, member_id) REFERENCES members (program_id, id)
 );
 
+-- Purchases accepted before this migration, as their mapped events name them, so that their
+-- refunds find them. Best effort: an order id or amount the mapping wrote as something the
+-- validation converted (a numeric string amount, an integer written as 1.0) is left out.
+INSERT INTO purchases (program_id, order_id, test, seq, event_id, member_id, amount)
+SELECT e.program_id, btrim(e.mapped -> 'payload' ->> 'orderId'), e.test, e.seq, e.id,
+    e.member_id, q.amount
+FROM events e
+JOIN connectors c ON c.program_id = e.program_id AND c.id = e.connector_id
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN json_typeof(e.mapped -> 'payload' -> 'amount') = 'number'
+                THEN (e.mapped -> 'payload' ->> 'amount')::double precision END AS amount
+) q
+WHERE c.event_type = 'ecommerce.purchase' AND e.status = 'accepted'
+  AND e.member_id IS NOT NULL AND e.mapped IS NOT NULL
+  AND json_typeof(e.mapped -> 'payload') = 'object'
+  AND json_typeof(e.mapped -> 'payload' -> 'orderId') IN ('string', 'number')
+  AND btrim(e.mapped -> 'payload' ->> 'orderId') <> ''
+  AND q.amount >= 0;
+
 -- loyalty_commit also records accepted purchases (p_*), in the statement that writes them, and
 -- when a pending award becomes spendable (l_available).
 DROP FUNCTION loyalty_commit(text[], text[], boolean[], text[], text[], text[], text[], text[], text[], boolean[], timestamptz[], text[], text[], text[], text[], text[], text[], bigint[], bigint[], integer, integer[], text[], text[], text[], text[], text[], text[], text[], text[], text[], boolean[], timestamptz[], timestamptz[], bigint[], text[], text[], boolean[], text[], text[], text[], integer[], text[], text[], text[], text[], text[], text[], bigint[], boolean[], timestamptz[], timestamptz[], text[], text[], text[], text[], bigint[], bigint[], text[], text[], bigint[], boolean[]);

@@ -271,7 +271,13 @@ pub(crate) async fn commit_refund_item(
     let program = batch.program_id.as_str();
     let purchase = find_purchase(&mut tx, program, &refund.refund.order_id, batch.test).await?;
     if let Some(purchase) = &purchase {
-        lock_member(&mut tx, program, &purchase.member).await?;
+        // Read again under the member's lock: a purge or a newer purchase of the order may
+        // have committed since the first read; then the refund is decided again.
+        let locked = lock_member(&mut tx, program, &purchase.member).await?;
+        let again = find_purchase(&mut tx, program, &refund.refund.order_id, batch.test).await?;
+        if !locked || again.as_ref() != Some(purchase) {
+            return Err(PostgresStoreError::Conflict);
+        }
     }
     let named = match &refund.identifier {
         Some(identifier) => Some(

@@ -64,21 +64,33 @@ impl Engine {
     /// first; returns how many entries were written. Safe to run from several processes at
     /// once (each member's expiry is decided under its lock, and an award expires once); the
     /// server runs it every minute, an embedder whenever it likes (tests with a fixed clock).
+    ///
+    /// A member whose expiry fails does not stop the others: every member is tried, and the
+    /// first failure is returned at the end (the entries written meanwhile stay written).
     pub async fn run_expiry(&self, now: DateTime<Utc>) -> Result<usize> {
         let mut written = 0;
+        let mut first_failure = None;
         for program in self.store.list_programs().await? {
             let Some(policy) = program.points_expiry else {
                 continue;
             };
             let cutoff = now - chrono::Duration::days(i64::from(policy.after_days));
             for member in self.store.members_to_expire(&program.id, cutoff).await? {
-                written += self
+                match self
                     .store
                     .write_expiry(&program.id, &member, now, policy)
-                    .await?
-                    .len();
+                    .await
+                {
+                    Ok(entries) => written += entries.len(),
+                    Err(error) => {
+                        first_failure.get_or_insert(error);
+                    }
+                }
             }
         }
-        Ok(written)
+        match first_failure {
+            Some(error) => Err(error.into()),
+            None => Ok(written),
+        }
     }
 }

@@ -358,6 +358,27 @@ pub async fn expired_points_leave_the_balance_and_the_sweep_writes_them_once(
     assert_ledger_consistent(&f, &ann).await;
     let view = f.engine.member_view(&f.program, &ann).await.unwrap();
     assert_eq!(view.balance, 0);
+    // Expired points are gone: a reversal finds nothing left to take (not a second -10).
+    let event = f
+        .engine
+        .store()
+        .ledger_entries(&f.program, &ann)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == EntryKind::Award)
+        .and_then(|e| e.event_id)
+        .unwrap();
+    assert_eq!(
+        conflict_code(
+            f.engine
+                .reverse_event(&f.program, &event, None, "late")
+                .await
+        ),
+        "nothing_to_reverse"
+    );
+    assert_ledger_consistent(&f, &ann).await;
+    assert_eq!(f.balance("ann@example.com").await, Some(0));
 }
 
 pub async fn pending_points_are_spendable_after_their_delay(store: Arc<dyn Store>) {
