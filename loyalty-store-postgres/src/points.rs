@@ -113,12 +113,7 @@ pub(crate) async fn reverse_event(pool: &PgPool, reversal: EventReversal) -> Res
     if written.is_empty() {
         return Ok(Reversed::NothingLeft);
     }
-    for entry in &mut written {
-        entry.seq = insert_reversal(&mut tx, entry).await?;
-    }
-    free_usage(&mut tx, program, &member, &freed).await?;
-    let total: i64 = written.iter().map(|e| e.points).sum();
-    let balance = add_to_balance(&mut tx, program, &member, total).await?;
+    let balance = write_reversals(&mut tx, program, &member, &mut written, &freed).await?;
     tx.commit().await?;
     Ok(Reversed::Done {
         entries: written,
@@ -165,6 +160,23 @@ async fn add_to_balance(
     .fetch_one(&mut *tx)
     .await?
     .try_get("balance")?)
+}
+
+/// Writes reversals of one member's awards, with the usage they free and the balance; returns
+/// the balance after them. The member's row is locked by the caller.
+async fn write_reversals(
+    tx: &mut PgConnection,
+    program: &str,
+    member: &MemberId,
+    reversals: &mut [LedgerEntry],
+    freed: &[(UsageKey, UsageCount)],
+) -> Result<i64> {
+    for reversal in reversals.iter_mut() {
+        reversal.seq = insert_reversal(&mut *tx, reversal).await?;
+    }
+    free_usage(&mut *tx, program, member, freed).await?;
+    let total: i64 = reversals.iter().map(|e| e.points).sum();
+    add_to_balance(tx, program, member, total).await
 }
 
 async fn insert_reversal(tx: &mut PgConnection, entry: &LedgerEntry) -> Result<i64> {
@@ -357,11 +369,7 @@ pub(crate) async fn commit_refund_item(
             return Err(PostgresStoreError::Conflict);
         }
         if let Some(member) = entry.member_id.clone() {
-            for reversal in &mut reversals {
-                reversal.seq = insert_reversal(&mut tx, reversal).await?;
-            }
-            free_usage(&mut tx, program, &member, &freed).await?;
-            add_to_balance(&mut tx, program, &member, entry.points).await?;
+            write_reversals(&mut tx, program, &member, &mut reversals, &freed).await?;
         }
     }
     tx.commit().await?;

@@ -198,23 +198,14 @@ impl Engine {
         let spec = spec.at_stored_precision();
         let definition = self.rule_from_spec(program, &spec).await?;
         let now = self.now();
-        let rule = Rule {
-            id: RuleId::generate(),
-            program_id: program.clone(),
-            connector_id: spec.connector_id,
-            name: spec.name.trim().to_owned(),
-            conditions: spec.conditions,
-            points: spec.points,
-            limits: spec.limits,
-            priority: spec.priority,
-            stop_other_rules: spec.stop_other_rules,
-            pending_days: spec.pending_days,
-            active_from: spec.active_from,
-            active_until: spec.active_until,
-            created_at: now,
-            updated_at: now,
+        let rule = Rule::written(
+            RuleId::generate(),
+            program.clone(),
+            spec,
             definition,
-        };
+            now,
+            now,
+        );
         self.store.put_rule(&rule).await?;
         self.forget(&rule.connector_id);
         Ok(rule)
@@ -245,21 +236,14 @@ impl Engine {
         let current = self.get_rule(program, id).await?;
         let spec = spec.at_stored_precision();
         let definition = self.rule_from_spec(program, &spec).await?;
-        let rule = Rule {
-            connector_id: spec.connector_id,
-            name: spec.name.trim().to_owned(),
-            conditions: spec.conditions,
-            points: spec.points,
-            limits: spec.limits,
-            priority: spec.priority,
-            stop_other_rules: spec.stop_other_rules,
-            pending_days: spec.pending_days,
-            active_from: spec.active_from,
-            active_until: spec.active_until,
-            updated_at: self.now(),
+        let rule = Rule::written(
+            current.id.clone(),
+            current.program_id.clone(),
+            spec,
             definition,
-            ..current.clone()
-        };
+            current.created_at,
+            self.now(),
+        );
         self.store.put_rule(&rule).await?;
         self.forget(&current.connector_id);
         self.forget(&rule.connector_id);

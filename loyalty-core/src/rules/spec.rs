@@ -60,6 +60,37 @@ pub struct Rule {
     pub definition: RuleDefinition,
 }
 
+impl Rule {
+    /// The rule an admin's spec makes, with its compiled definition: the one place a spec's
+    /// fields become a stored rule's, for a new rule and a replaced one alike.
+    pub(crate) fn written(
+        id: RuleId,
+        program_id: ProgramId,
+        spec: RuleSpec,
+        definition: RuleDefinition,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    ) -> Self {
+        Rule {
+            id,
+            program_id,
+            connector_id: spec.connector_id,
+            name: spec.name.trim().to_owned(),
+            conditions: spec.conditions,
+            points: spec.points,
+            limits: spec.limits,
+            priority: spec.priority,
+            stop_other_rules: spec.stop_other_rules,
+            pending_days: spec.pending_days,
+            active_from: spec.active_from,
+            active_until: spec.active_until,
+            created_at,
+            updated_at,
+            definition,
+        }
+    }
+}
+
 impl RuleSpec {
     /// The spec with its window at the precision stores keep (see `clock::stored_precision`),
     /// before anything is checked or stored: however it was built, what is checked is what
