@@ -95,6 +95,9 @@ export ST_ROOT_TOKEN="$ROOT_TOKEN" ST_PROGRAM_ID="$PROGRAM_ID" ST_CONNECTOR_ID="
   ST_PURCHASE_CONNECTOR_ID="$PURCHASE_CONNECTOR_ID" ST_MAPPING="$MAPPING" \
   ST_HOOKS="$ROOT/scripts/schemathesis/hooks.py"
 
+# One worker: with two, Schemathesis 4.32.5 now and then crashes inside its coverage phase (a
+# KeyError in a cache it shares between worker threads), a runtime error that fails the run
+# though the server did nothing wrong.
 # Two runs: the unit phases reach the seeded resources through fixed ids; the stateful phase
 # chains calls through the ids that responses return, which fixed ids would override.
 run() { # config phases
@@ -104,7 +107,7 @@ run() { # config phases
     --phases "$2" \
     --max-examples "$MAX_EXAMPLES" \
     --seed "$SEED" \
-    --workers 2 \
+    --workers 1 \
     --no-color \
     ${ST_EXTRA_ARGS:-}
 }
