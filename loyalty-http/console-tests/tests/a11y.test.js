@@ -26,6 +26,10 @@ before(async () => {
     mapping: '{"clientEventId": eventId, "profile": {"kind": "default", "value": profile.email}, "payload": {"timestamp": timestamp, "tags": [{"name": "theme", "value": article.theme}], "counters": [{"name": "total", "value": total}]}}',
   });
   ids.connector = connector.id;
+  const stripe = await adminApi(server.base, root, 'POST', `/v1/programs/${program.id}/connectors`, {
+    template: 'stripe.checkout-session-completed', name: `Stripe ${HOSTILE.image}`,
+  });
+  ids.stripe = stripe.id;
   const rule = await adminApi(server.base, root, 'POST', `/v1/programs/${program.id}/rules`, {
     name: 'Sport readers', connectorId: connector.id, conditions: { all: [{ tag: 'theme', op: 'eq', value: 'sport' }] }, points: { fixed: 10 }, limits: [{ count: 1, per: 'day' }],
   });
@@ -48,6 +52,7 @@ const SCREENS = () => [
   ['connectors', `#/p/${ids.program}/connectors`, 'Connectors'],
   ['new connector', `#/p/${ids.program}/connectors/new`, 'New connector'],
   ['connector', `#/p/${ids.program}/connectors/${ids.connector}`, 'Article Read'],
+  ['sender connector', `#/p/${ids.program}/connectors/${ids.stripe}`, /^Stripe /],
   ['playground', `#/p/${ids.program}/playground?connector=${ids.connector}`, 'Mapping playground'],
   ['rules', `#/p/${ids.program}/rules`, 'Earning rules'],
   ['rule', `#/p/${ids.program}/rules/${ids.rule}`, 'Sport readers'],
@@ -89,6 +94,12 @@ for (const width of [1280, 390]) {
       await page.getByRole('heading', { name: heading, level: 1 }).waitFor();
       // Let the playground's debounced simulation land, so its result is scanned too.
       if (name === 'playground') await page.getByTestId('simulation').getByRole('heading', { level: 3 }).first().waitFor();
+      if (name === 'member') await page.getByTestId('allowance').getByRole('table').waitFor();
+      if (name === 'new connector') {
+        // With a template chosen, its explanation shown.
+        await page.getByLabel('Start from a template').selectOption('shopify.orders-create');
+        await page.getByText('Shopify order created: an event of type ecommerce.purchase').waitFor();
+      }
       assert.deepEqual(await axeViolations(page), [], name);
       await assertNoHorizontalScroll(page, { ok: (value, message) => assert.ok(value, `${name}: ${message}`) });
     }

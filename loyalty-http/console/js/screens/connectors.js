@@ -1,18 +1,12 @@
-// Connectors: the list; a form to create or edit one (name, event type, auth scheme,
-// mapping); its endpoint with a copyable request signed for its scheme; delete.
+// Connectors: the list; a form to create one (blank or from a sender's template) or edit one
+// (name, event type, every auth scheme, mapping); its endpoint with a copyable request signed
+// for its scheme; delete.
 
 import { api, programPath } from '../api.js';
 import { h, field, checkbox, select, href, notice, problemNotice, table, copyButton, debounce, codeBlock } from '../dom.js';
-import { buildRequest, credentialKind, curlCommand } from '../signature.js';
+import { SCHEMES, scheme as schemeOf, buildRequest, credentialKind, curlCommand } from '../signature.js';
 
-export const SCHEMES = [
-  ['queryToken', 'Token in the query string'],
-  ['headerToken', 'Token in a header'],
-  ['hubSignature', 'HMAC signature in a header (GitHub style)'],
-  ['standardWebhooks', 'Standard Webhooks signature'],
-];
-
-const EVENT_TYPES = [['custom.basic', 'custom.basic'], ['ecommerce.purchase', 'ecommerce.purchase']];
+const EVENT_TYPES = ['custom.basic', 'ecommerce.purchase', 'ecommerce.refund'].map((t) => [t, t]);
 
 /** What a new connector starts with, per event type: a mapping and a payload it maps. */
 export const STARTERS = {
@@ -24,15 +18,40 @@ export const STARTERS = {
     mapping: '{\n  "profile": {"kind": "default", "value": customer.email},\n  "payload": {\n    "timestamp": created_at,\n    "orderId": id,\n    "amount": total,\n    "currency": currency,\n    "items": line_items.{"sku": sku, "name": title, "quantity": quantity, "unitPrice": price}\n  }\n}',
     payload: () => ({ id: `o-${Date.now()}`, created_at: new Date().toISOString(), customer: { email: 'ann@example.com' }, total: 42.5, currency: 'EUR', line_items: [{ sku: 'tea-1', title: 'Green tea', quantity: 2, price: 21.25 }] }),
   },
+  'ecommerce.refund': {
+    mapping: '{\n  "clientEventId": id,\n  "payload": {\n    "orderId": order_id,\n    "amount": amount,\n    "currency": currency,\n    "reason": reason\n  }\n}',
+    payload: () => ({ id: `r-${Date.now()}`, order_id: 'o-1', amount: 10, currency: 'EUR', reason: 'damaged' }),
+  },
 };
 
+/** The program-independent templates (`GET /v1/templates`), fetched once per page load. */
+let templateList;
+export async function templates() {
+  templateList ??= api('GET', ['v1', 'templates']).then((answer) => answer.items).catch((error) => {
+    templateList = undefined;
+    throw error;
+  });
+  return templateList;
+}
+
+/**
+ * A payload to start from for a connector: its template's sample when its mapping is still a
+ * template's, else the event type's starter.
+ */
+export async function starterPayload(connector) {
+  const list = await templates().catch(() => []);
+  const template = list.find((t) => t.mapping === connector.mapping);
+  if (template) return structuredClone(template.samplePayload);
+  return (STARTERS[connector.eventType] ?? STARTERS['custom.basic']).payload();
+}
+
 export function schemeLabel(type) {
-  return SCHEMES.find(([value]) => value === type)?.[1] ?? type;
+  return schemeOf(type)?.label ?? type;
 }
 
 export async function render(ctx) {
   const [target] = ctx.rest;
-  if (target === 'new') return editor(ctx, null);
+  if (target === 'new') return editor(ctx, null, await templates());
   if (target) return editor(ctx, await api('GET', programPath(ctx.programId, 'connectors', target)));
   return list(ctx);
 }
@@ -55,9 +74,10 @@ async function list(ctx) {
 }
 
 /** The auth fields of a scheme, rebuilt when the scheme changes. */
-function authFields(type, current, creating) {
+function authFields(type, current, creating, connector) {
   const nodes = [];
   const inputs = {};
+  const info = schemeOf(type);
   const keepHint = creating ? 'Leave empty to have one generated (shown once).' : 'Leave empty to keep the current one.';
   if (type === 'queryToken') {
     inputs.param = h('input', { type: 'text', value: current?.param ?? 'token', autocomplete: 'off' });
@@ -68,38 +88,69 @@ function authFields(type, current, creating) {
     inputs.header = h('input', { type: 'text', value: current?.header ?? fallback, autocomplete: 'off' });
     nodes.push(field('Header', inputs.header));
   }
-  if (type === 'queryToken' || type === 'headerToken') {
+  if (type === 'hubSignature') {
+    inputs.algorithm = select([['sha256', 'SHA-256'], ['sha1', 'SHA-1'], ['sha512', 'SHA-512']], current?.algorithm ?? 'sha256');
+    inputs.encoding = select([['hex', 'hex (lowercase)'], ['base64', 'base64']], current?.encoding ?? 'hex');
+    inputs.prefix = h('input', { type: 'text', value: current?.prefix ?? 'sha256=', autocomplete: 'off', spellcheck: 'false' });
+    inputs.deliveryIdHeader = h('input', { type: 'text', value: current?.deliveryIdHeader ?? '', autocomplete: 'off' });
+    // The prefix follows the algorithm while it is the algorithm's default.
+    let algorithm = inputs.algorithm.value;
+    inputs.algorithm.addEventListener('change', () => {
+      if (inputs.prefix.value === `${algorithm}=`) inputs.prefix.value = `${inputs.algorithm.value}=`;
+      algorithm = inputs.algorithm.value;
+    });
+    nodes.push(h('div', { class: 'row' },
+      field('HMAC algorithm', inputs.algorithm),
+      field('Signature encoding', inputs.encoding),
+      field('Signature prefix', inputs.prefix, 'Written before the signature; empty for none.'),
+      field('Delivery id header', inputs.deliveryIdHeader, 'Optional: its value becomes the default client event id.')));
+  }
+  if (info?.credential === 'token') {
     inputs.token = h('input', { type: 'password', autocomplete: 'new-password' });
     nodes.push(field('Token', inputs.token, keepHint));
   }
-  if (type === 'hubSignature' || type === 'standardWebhooks') {
+  if (info?.credential === 'secret') {
     inputs.secrets = h('textarea', { rows: 2, autocomplete: 'off', spellcheck: 'false', class: 'mono' });
     const count = current?.secretCount !== undefined ? ` Current: ${current.secretCount} secret(s).` : '';
-    nodes.push(field('Secrets, one per line', inputs.secrets, `Any of them is accepted, so secrets can rotate. ${keepHint}${count}`));
+    const format = type === 'standardWebhooks' ? ' Each is whsec_ and base64.' : '';
+    nodes.push(field('Secrets, one per line', inputs.secrets, `Any of them is accepted, so secrets can rotate.${format} ${keepHint}${count}`));
   }
-  if (type === 'standardWebhooks') {
+  if (info?.timestamped) {
     inputs.tolerance = h('input', { type: 'number', min: 1, max: 86400, value: current?.toleranceSeconds ?? 300 });
     nodes.push(field('Timestamp tolerance (seconds)', inputs.tolerance));
+  }
+  if (type === 'hubspot') {
+    inputs.publicBaseUrl = h('input', { type: 'url', value: connector?.publicBaseUrl ?? '', placeholder: location.origin, autocomplete: 'off', spellcheck: 'false' });
+    nodes.push(field('Public base URL', inputs.publicBaseUrl, 'HubSpot signs the URL it posts to: the scheme, host and any prefix before /v1/incoming. Empty: the server\'s --public-base-url.'));
   }
   const read = () => {
     const auth = { type };
     if (inputs.param) auth.param = inputs.param.value.trim() || undefined;
     if (inputs.header) auth.header = inputs.header.value.trim() || undefined;
+    if (inputs.algorithm) {
+      auth.algorithm = inputs.algorithm.value;
+      auth.encoding = inputs.encoding.value;
+      auth.prefix = inputs.prefix.value;
+      auth.deliveryIdHeader = inputs.deliveryIdHeader.value.trim() || undefined;
+    }
     if (inputs.token?.value) auth.token = inputs.token.value;
     const secrets = inputs.secrets?.value.split('\n').map((s) => s.trim()).filter(Boolean) ?? [];
     if (secrets.length) auth.secrets = secrets;
     if (inputs.tolerance) auth.toleranceSeconds = Number(inputs.tolerance.value) || undefined;
     return auth;
   };
-  return { nodes, read };
+  // Top-level, but only HubSpot's signature needs it: other schemes keep the connector's.
+  const publicBaseUrl = () => (inputs.publicBaseUrl ? inputs.publicBaseUrl.value.trim() || null : connector?.publicBaseUrl);
+  return { nodes, read, publicBaseUrl };
 }
 
-async function editor(ctx, connector) {
+async function editor(ctx, connector, templateItems = []) {
   const creating = !connector;
   const status = h('div', { 'aria-live': 'polite' });
   const name = h('input', { type: 'text', required: true, maxlength: 200, value: connector?.name ?? '', autocomplete: 'off' });
   const eventType = select(EVENT_TYPES, connector?.eventType ?? 'custom.basic');
-  const schemes = SCHEMES.some(([v]) => v === connector?.auth?.type) || !connector ? SCHEMES : [...SCHEMES, [connector.auth.type, connector.auth.type]];
+  const known = SCHEMES.map((s) => [s.type, s.label]);
+  const schemes = !connector || schemeOf(connector.auth?.type) ? known : [...known, [connector.auth.type, connector.auth.type]];
   const scheme = select(schemes, connector?.auth?.type ?? 'queryToken');
   const mapping = h('textarea', { class: 'code', spellcheck: 'false', value: connector?.mapping ?? STARTERS['custom.basic'].mapping });
   const testMode = checkbox('Test mode: everything it receives is test data', connector?.testMode ?? false);
@@ -108,19 +159,43 @@ async function editor(ctx, connector) {
   let auth;
   const drawAuth = () => {
     const current = connector?.auth?.type === scheme.value ? connector.auth : null;
-    auth = authFields(scheme.value, current, creating || !current);
+    auth = authFields(scheme.value, current, creating || !current, connector);
     authBox.replaceChildren(h('legend', {}, 'Authentication'), field('Scheme', scheme), ...auth.nodes);
   };
   scheme.addEventListener('change', () => { drawAuth(); scheme.focus(); });
   drawAuth();
+
+  let template = null;
+  let templateBox = null;
   if (creating) {
     // A new connector's starter mapping follows its event type until it is edited.
-    let edited = false;
-    mapping.addEventListener('input', () => { edited = true; });
-    eventType.addEventListener('change', () => { if (!edited) mapping.value = STARTERS[eventType.value].mapping; });
+    let mappingEdited = false;
+    let nameEdited = false;
+    mapping.addEventListener('input', () => { mappingEdited = true; });
+    name.addEventListener('input', () => { nameEdited = true; });
+    eventType.addEventListener('change', () => { if (!mappingEdited && !template) mapping.value = STARTERS[eventType.value].mapping; });
+    const pick = select([['', 'Blank connector'], ...templateItems.map((t) => [t.id, t.name])], '');
+    const about = h('p', { class: 'hint', 'aria-live': 'polite' });
+    pick.addEventListener('change', () => {
+      template = templateItems.find((t) => t.id === pick.value) ?? null;
+      if (template) {
+        if (!nameEdited) name.value = template.name;
+        eventType.value = template.eventType;
+        scheme.value = template.auth.type;
+        mapping.value = template.mapping;
+        mappingEdited = false;
+        about.textContent = `${template.name}: an event of type ${template.eventType}, authenticated by the ${schemeLabel(template.auth.type)} scheme. A field changed below replaces the template's.`;
+      } else {
+        mapping.value = STARTERS[eventType.value].mapping;
+        about.textContent = '';
+      }
+      drawAuth();
+    });
+    templateBox = h('div', {}, field('Start from a template', pick, 'A sender\'s event ready to use: its authentication, event type and mapping.'), about);
   }
 
   const form = h('form', { 'aria-label': creating ? 'New connector' : 'Edit connector' },
+    templateBox,
     h('div', { class: 'row' }, field('Name', name), field('Event type', eventType)),
     authBox,
     field('Mapping (JSONata)', mapping, 'Turns the sender\'s JSON into a canonical event. Try it on real payloads in the playground.'),
@@ -137,7 +212,16 @@ async function editor(ctx, connector) {
       mapping: mapping.value,
       testMode: testMode.input.checked,
       maxEventAgeDays: Number(maxAge.value) || undefined,
+      publicBaseUrl: auth.publicBaseUrl() ?? undefined,
     };
+    if (template) {
+      // From the template: only what differs from it is sent (a field given replaces the
+      // template's whole).
+      body.template = template.id;
+      if (body.eventType === template.eventType) delete body.eventType;
+      if (body.mapping === template.mapping) delete body.mapping;
+      if (JSON.stringify(body.auth) === JSON.stringify(template.auth)) delete body.auth;
+    }
     try {
       const saved = creating
         ? await api('POST', programPath(ctx.programId, 'connectors'), { body })
@@ -165,7 +249,7 @@ async function editor(ctx, connector) {
     form);
   if (!creating) {
     section.append(
-      requestPanel(ctx, connector, section),
+      await requestPanel(ctx, connector, section),
       h('h2', {}, 'Next steps'),
       h('ul', {},
         h('li', {}, h('a', { href: href(['p', ctx.programId, 'playground'], { connector: connector.id }) }, 'Try the mapping in the playground')),
@@ -186,35 +270,46 @@ function shownOnce(generated) {
 }
 
 /** The endpoint, and a request for the scheme (signed in the browser) to copy. */
-function requestPanel(ctx, connector, section) {
+async function requestPanel(ctx, connector, section) {
   const endpoint = new URL(connector.endpoint, location.origin).toString();
   const kind = credentialKind(connector.auth);
   const credential = h('input', { type: 'password', autocomplete: 'off', spellcheck: 'false' });
-  const starter = STARTERS[connector.eventType] ?? STARTERS['custom.basic'];
-  const body = h('textarea', { class: 'mono', rows: 6, spellcheck: 'false', value: JSON.stringify(starter.payload()) });
+  const body = h('textarea', { class: 'mono', rows: 6, spellcheck: 'false', value: JSON.stringify(await starterPayload(connector)) });
   const test = checkbox('Send as test data (?test=true)', true);
   const output = codeBlock('', 'curl command', { 'data-testid': 'curl' });
   let command = '';
+  let sequence = 0;
   const update = debounce(async () => {
+    const mine = ++sequence;
+    let text;
     try {
       const request = await buildRequest(connector, credential.value, body.value, { test: test.input.checked });
       command = request ? curlCommand(request) : '';
-      output.textContent = request ? command : `The console cannot build a request for the ${connector.auth?.type} scheme yet.`;
+      text = request ? command : `The console cannot build a request for the ${connector.auth?.type} scheme.`;
     } catch (error) {
-      output.textContent = error.message;
+      command = '';
+      text = error.message;
     }
+    if (mine === sequence) output.textContent = text;
   }, 150);
   for (const input of [credential, body, test.input]) input.addEventListener('input', update);
   section.addEventListener('credential', (event) => { credential.value = event.detail; update(); });
   update();
+  const timestamped = schemeOf(connector.auth?.type)?.timestamped;
   return h('div', {},
     h('h2', {}, 'Endpoint'),
     h('p', {}, h('code', { 'data-testid': 'endpoint' }, endpoint), ' ', copyButton('Copy URL', () => endpoint)),
     h('h3', {}, 'A request to copy'),
     kind ? field(kind === 'token' ? 'Token to send' : 'Secret to sign with', credential,
-      `Not stored and not sent anywhere: only used here to ${kind === 'token' ? 'fill in' : 'sign'} the request below.`) : null,
+      kind === 'token'
+        ? 'Not stored and not sent anywhere: only used here to fill in the request below.'
+        : 'The server never shows a secret again: paste one here. It is not stored and not sent anywhere, only used in this page to sign the request below.') : null,
     field('Request body', body),
     test.node,
+    timestamped ? h('p', { class: 'hint' }, `The signature covers the time it was made: the request is accepted for ${connector.auth.toleranceSeconds ?? 300} seconds.`) : null,
+    connector.auth?.type === 'hubspot' && !connector.publicBaseUrl
+      ? h('p', { class: 'hint' }, `Signed for ${location.origin}, where this console runs: the server checks it against its --public-base-url.`)
+      : null,
     output,
     h('div', { class: 'actions' }, copyButton('Copy curl command', () => command)));
 }
@@ -239,16 +334,20 @@ function deletePanel(ctx, connector) {
     status);
 }
 
-/** A connector as the API shows it, back into a body for PUT (secrets left out: kept). */
+/**
+ * A connector as the API shows it, back into a body for PUT: every setting as it is, the
+ * secrets left out (so they are kept).
+ */
 export function specOf(connector, changes = {}) {
-  const { type, param, header, toleranceSeconds } = connector.auth ?? {};
+  const { secretCount, secrets, token, ...auth } = connector.auth ?? {};
   return {
     name: connector.name,
     eventType: connector.eventType,
-    auth: { type, param, header, toleranceSeconds },
+    auth,
     mapping: connector.mapping,
     testMode: connector.testMode,
     maxEventAgeDays: connector.maxEventAgeDays,
+    publicBaseUrl: connector.publicBaseUrl,
     ...changes,
   };
 }

@@ -4,7 +4,7 @@
 
 import { api, programPath } from '../api.js';
 import { h, field, notice, problemNotice, jsonBlock, table, statusText, debounce } from '../dom.js';
-import { STARTERS, specOf, connectorSelect } from './connectors.js';
+import { starterPayload, specOf, connectorSelect } from './connectors.js';
 
 export async function render(ctx) {
   const { items: connectors } = await api('GET', programPath(ctx.programId, 'connectors'));
@@ -16,7 +16,7 @@ export async function render(ctx) {
   const choice = connectorSelect(connectors, connectorId);
   choice.control.addEventListener('change', () => ctx.go(['p', ctx.programId, 'playground'], { connector: choice.control.value }));
 
-  let payloadText = JSON.stringify((STARTERS[connector.eventType] ?? STARTERS['custom.basic']).payload(), null, 2);
+  let payloadText = JSON.stringify(await starterPayload(connector), null, 2);
   if (ctx.query.event) {
     const logged = await api('GET', programPath(ctx.programId, 'events', ctx.query.event));
     payloadText = JSON.stringify(logged.raw, null, 2);

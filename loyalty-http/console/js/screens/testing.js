@@ -5,7 +5,7 @@
 import { api, programPath } from '../api.js';
 import { h, field, href, notice, problemNotice, table, statusText } from '../dom.js';
 import { buildRequest, credentialKind, send } from '../signature.js';
-import { STARTERS, connectorSelect } from './connectors.js';
+import { starterPayload, connectorSelect } from './connectors.js';
 import { resultView } from './playground.js';
 
 export async function render(ctx) {
@@ -16,7 +16,7 @@ export async function render(ctx) {
   const choice = connectorSelect(connectors, connectorId);
   choice.control.addEventListener('change', () => ctx.go(['p', ctx.programId, 'testing'], { connector: choice.control.value }));
 
-  const payload = h('textarea', { class: 'code', spellcheck: 'false', value: JSON.stringify((STARTERS[connector.eventType] ?? STARTERS['custom.basic']).payload(), null, 2) });
+  const payload = h('textarea', { class: 'code', spellcheck: 'false', value: JSON.stringify(await starterPayload(connector), null, 2) });
   const kind = credentialKind(connector.auth);
   const credential = h('input', { type: 'password', autocomplete: 'off', spellcheck: 'false' });
   const output = h('div', { 'aria-live': 'polite', 'data-testid': 'test-result' });
@@ -73,7 +73,7 @@ export async function render(ctx) {
     field('Payload (JSON)', payload),
     kind
       ? field(kind === 'token' ? 'Connector token' : 'Connector secret', credential, 'Used only to authenticate this request from your browser; not stored.')
-      : notice('secret', h('p', {}, `The console cannot sign requests for the ${connector.auth?.type} scheme yet: simulate instead.`)),
+      : notice('secret', h('p', {}, `The console cannot sign requests for the ${connector.auth?.type} scheme: simulate instead.`)),
     h('div', { class: 'actions' }, sendButton, simulateButton),
     output,
     h('h2', {}, 'Purge'),
