@@ -316,8 +316,8 @@ test('members: found by identifier, with the balance and the activity', async ()
   await page.getByRole('button', { name: 'Find member' }).click();
   await page.getByRole('heading', { name: `Member ${state.memberId}` }).waitFor();
   assert.equal(await page.getByTestId('balance').textContent(), '10');
-  await page.getByRole('cell', { name: 'Sport readers' }).waitFor();
-  await page.getByRole('cell', { name: 'ledger entry' }).waitFor();
+  await page.getByRole('row').filter({ has: page.getByRole('cell', { name: 'award', exact: true }) }).getByRole('cell', { name: 'Sport readers' }).waitFor();
+  await page.getByTestId('allowance').getByRole('cell', { name: 'Sport readers' }).waitFor();
   noProblems();
 });
 

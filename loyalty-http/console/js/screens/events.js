@@ -2,7 +2,7 @@
 // item with its raw payload, mapped event and rule trace.
 
 import { api, programPath } from '../api.js';
-import { h, field, select, href, notice, table, statusText, when, jsonBlock } from '../dom.js';
+import { h, field, select, href, notice, problemNotice, table, statusText, when, jsonBlock } from '../dom.js';
 import { connectorSelect } from './connectors.js';
 import { traceTable } from './playground.js';
 
@@ -87,7 +87,39 @@ function item(ctx, names, e) {
     h('dl', { class: 'props' }, props.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
     h('div', { class: 'actions' }, h('a', { class: 'button secondary', href: href(['p', ctx.programId, 'playground'], { connector: e.connectorId, event: e.id }) }, 'Open in the playground')),
     traceTable(e.trace),
+    e.status === 'accepted' && e.points > 0 && e.memberId ? reverseForm(ctx, e) : null,
     h('div', { class: 'grid2' },
       h('div', {}, h('h2', {}, 'Raw, as received'), e.rawTruncated ? h('p', { class: 'muted' }, 'Truncated: only its first bytes were kept.') : null, jsonBlock(e.raw, 'Raw payload')),
       h('div', {}, h('h2', {}, 'Mapped'), e.mapped === undefined ? h('p', { class: 'muted' }, 'Not mapped.') : jsonBlock(e.mapped, 'Mapped event'))));
+}
+
+/** Takes back what the event awarded (all that is left, or some points of it), with a reason. */
+function reverseForm(ctx, e) {
+  const points = h('input', { type: 'number', min: 1, step: 1, autocomplete: 'off' });
+  const reason = h('input', { type: 'text', required: true, maxlength: 500, autocomplete: 'off' });
+  const status = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { 'aria-labelledby': 'reverse-title' },
+    h('h2', { id: 'reverse-title' }, 'Reverse'),
+    h('p', {}, 'Takes back points this event awarded, as a cancelled order would. Spent points may leave the balance below zero.'),
+    h('div', { class: 'row' },
+      field('Points to take back', points, 'Empty: all that is left.'),
+      field('Reason', reason)),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'danger' }, 'Reverse points')),
+    status);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const body = { reason: reason.value, points: points.value === '' ? undefined : Number(points.value) };
+      const answer = await api('POST', programPath(ctx.programId, 'events', e.id, 'reverse'), { body });
+      // The balance from a fresh read of the member: what can be spent, without pending points.
+      const member = await api('GET', programPath(ctx.programId, 'members', e.memberId));
+      status.replaceChildren(notice('success',
+        h('p', {}, `Took back ${-answer.points} points: the member's balance is now ${member.balance}.`),
+        h('ul', {}, answer.reversed.map((r) => h('li', {}, `${e.trace?.find((t) => t.ruleId === r.ruleId)?.ruleName ?? r.ruleId}: ${r.points}`)))));
+      form.reset();
+    } catch (error) {
+      status.replaceChildren(problemNotice(error, 'Nothing was taken back'));
+    }
+  });
+  return form;
 }

@@ -264,6 +264,7 @@ async function editor(ctx, connectors, rule) {
   const counterNames = h('datalist', { id: 'counter-names' }, [...vocab.counters].map((v) => h('option', { value: v })));
   const limits = limitsEditor(rule?.limits);
   const priority = h('input', { type: 'number', step: 1, value: rule?.priority ?? 0 });
+  const pendingDays = h('input', { type: 'number', min: 0, max: 36600, step: 1, value: rule?.pendingDays ?? '' });
   const stop = checkbox('Stop other rules when this one awards', rule?.stopOtherRules ?? false);
   const activeFrom = h('input', { type: 'text', value: rule?.activeFrom ?? '', placeholder: '2026-01-01T00:00:00Z', autocomplete: 'off' });
   const activeUntil = h('input', { type: 'text', value: rule?.activeUntil ?? '', placeholder: 'empty: no end', autocomplete: 'off' });
@@ -275,6 +276,7 @@ async function editor(ctx, connectors, rule) {
     limits.node,
     h('div', { class: 'row' },
       field('Priority', priority, 'Lower runs first.'),
+      field('Pending days', pendingDays, 'Empty: spendable at once. Else its points become spendable this many days after their event.'),
       field('Active from', activeFrom, 'RFC 3339 time, empty for always.'),
       field('Active until', activeUntil, 'RFC 3339 time, empty for no end.')),
     stop.node,
@@ -296,6 +298,7 @@ async function editor(ctx, connectors, rule) {
       points: points.read(),
       limits: limits.read(),
       priority: Number(priority.value) || 0,
+      pendingDays: pendingDays.value === '' ? undefined : Number(pendingDays.value),
       stopOtherRules: stop.input.checked,
       activeFrom: activeFrom.value.trim() || null,
       activeUntil: activeUntil.value.trim() || null,
