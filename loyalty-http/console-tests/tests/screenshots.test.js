@@ -17,7 +17,7 @@ before(async () => {
   browser = await openBrowser(server.base);
   page = browser.page;
   const root = server.rootToken;
-  const program = await adminApi(server.base, root, 'POST', '/v1/programs', { name: 'Acme Readers' });
+  const program = await adminApi(server.base, root, 'POST', '/v1/programs', { name: 'Acme Readers', pointsExpiry: { afterDays: 365 } });
   ids.program = program.id;
   await adminApi(server.base, root, 'POST', `/v1/programs/${program.id}/connectors`, {
     name: 'Shop orders', eventType: 'ecommerce.purchase', auth: { type: 'hubSignature', secrets: ['a-shop-secret'] },
@@ -35,8 +35,10 @@ before(async () => {
   });
   ids.rule = rule.id;
   await adminApi(server.base, root, 'POST', `/v1/programs/${program.id}/rules`, {
-    name: 'Every article', connectorId: connector.id, points: { fixed: 1 }, priority: 10,
+    name: 'Every article', connectorId: connector.id, points: { fixed: 1 }, priority: 10, pendingDays: 14,
   });
+  const shop = await adminApi(server.base, root, 'POST', `/v1/programs/${program.id}/connectors`, { template: 'shopify.orders-create', name: 'Shopify orders' });
+  ids.shop = shop.id;
   const now = Date.now();
   const events = ['sport', 'news', 'sport', 'culture'].map((theme, i) => ({
     eventId: `article-${i + 1}`, timestamp: new Date(now - (4 - i) * 60000).toISOString(),
@@ -46,6 +48,7 @@ before(async () => {
   const results = await ingest(server.base, connector.id, 'an-article-token', events);
   ids.event = results[2].eventId;
   ids.member = results[2].memberId;
+  await adminApi(server.base, root, 'POST', `/v1/programs/${program.id}/members/${ids.member}/adjustments`, { points: 20, reason: 'Welcome gift' });
 });
 
 after(async () => {
@@ -69,13 +72,26 @@ test('screenshots of the main screens', { skip: !enabled && 'CONSOLE_SCREENSHOTS
     ['test-events', `${p}/testing?connector=${ids.connector}`, 'Test events'],
     ['event-log', `${p}/events`, 'Event log'],
     ['event', `${p}/events/${ids.event}`, /^Event /],
-    ['member', `${p}/members/${ids.member}`, /^Member /],
   ];
   for (const [name, hash, heading] of shots) {
     await page.goto(`${base}${hash}`);
     await page.getByRole('heading', { name: heading, level: 1 }).waitFor();
     await screenshot(page, name);
   }
+  await page.goto(`${base}${p}/connectors/${ids.shop}`);
+  await page.getByLabel('Secret to sign with').fill('the-secret-shopify-shows');
+  await page.getByTestId('curl').filter({ hasText: 'X-Shopify-Hmac-Sha256' }).waitFor();
+  await page.getByRole('heading', { name: 'Endpoint' }).evaluate((heading) => heading.scrollIntoView({ block: 'start' }));
+  await page.getByLabel('Secret to sign with').blur();
+  await screenshot(page, 'connector-shopify');
+  await page.goto(`${base}${p}/connectors/new`);
+  await page.getByLabel('Start from a template').selectOption('shopify.orders-create');
+  await page.getByLabel('Start from a template').blur();
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await screenshot(page, 'connector-template');
+  await page.goto(`${base}${p}/members/${ids.member}`);
+  await page.getByTestId('allowance').getByRole('table').waitFor();
+  await screenshot(page, 'member', { fullPage: true });
   await page.goto(`${base}${p}/playground?connector=${ids.connector}`);
   await page.getByTestId('simulation').getByRole('cell', { name: 'Sport readers' }).waitFor();
   await screenshot(page, 'playground', { fullPage: true });

@@ -55,7 +55,7 @@ async function member(ctx, memberId) {
     balance.textContent = String(data.balance);
     pending.textContent = String(data.pending ?? 0);
     expiring.replaceChildren(data.expiring?.length
-      ? h('ul', { class: 'plain' }, data.expiring.map((lot) => h('li', {}, `${lot.points} points on `, when(lot.at))))
+      ? h('ul', { class: 'plain' }, data.expiring.map((lot) => h('li', {}, `${lot.points} point${lot.points === 1 ? '' : 's'} on `, when(lot.at))))
       : 'nothing');
   };
   showNumbers(m);
