@@ -201,3 +201,22 @@ test('connectors: a template\'s fields changed before creation replace the templ
   await assertNoInjection(page, assert);
   noProblems();
 });
+
+test('test events: a signed test event sent from the browser with a pasted secret, and a wrong secret\'s 401 shown with its detail', async () => {
+  const created = await adminApi(server.base, server.rootToken, 'POST', `/v1/programs/${programId}/connectors`, {
+    name: 'GitHub pushes', eventType: 'custom.basic', auth: { type: 'github', secrets: ['a github secret'] }, mapping: MAPPING,
+  });
+  await page.goto(`${server.base}/console#/p/${programId}/testing?connector=${created.id}`);
+  await page.getByLabel('Payload (JSON)').fill(JSON.stringify({ email: 'dev@example.com', ts: new Date().toISOString() }));
+  await page.getByLabel('Connector secret').fill('a github secret');
+  await page.getByRole('button', { name: 'Send as a test event' }).click();
+  const result = page.getByTestId('test-result');
+  await result.getByText('Sent: 1 accepted, 0 duplicate, 0 ignored, 0 rejected.').waitFor();
+  await page.getByLabel('Connector secret').fill('not the secret');
+  await page.getByRole('button', { name: 'Send as a test event' }).click();
+  await result.getByRole('alert').filter({ hasText: 'The endpoint answered 401' }).waitFor();
+  const { items } = await adminApi(server.base, server.rootToken, 'GET', `/v1/programs/${programId}/events?connectorId=${created.id}`);
+  assert.equal(items.length, 1);
+  assert.equal(items[0].test, true);
+  noProblems();
+});

@@ -78,7 +78,7 @@ function item(ctx, names, e) {
     ['Occurred', e.occurredAt ? when(e.occurredAt) : 'unknown'],
     ['Client event id', e.clientEventId ?? 'none'],
   ];
-  if (e.originalEventId) props.push(['Duplicate of', h('a', { href: href(['p', ctx.programId, 'events', e.originalEventId]) }, e.originalEventId)]);
+  if (e.originalEventId) props.push([e.status === 'duplicate' ? 'Duplicate of' : 'Purchase refunded', h('a', { href: href(['p', ctx.programId, 'events', e.originalEventId]) }, e.originalEventId)]);
   return h('section', {},
     h('p', {}, h('a', { href: href(['p', ctx.programId, 'events'], { connector: e.connectorId }) }, '← Event log')),
     h('h1', {}, 'Event ', h('span', { class: 'mono' }, e.id)),
