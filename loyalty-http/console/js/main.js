@@ -35,6 +35,12 @@ let firstScreen = true;
 let cleanups = [];
 const programNames = new Map();
 
+/** Stops what the current screen started (timers, the live stream). */
+function leaveScreen() {
+  for (const cleanup of cleanups) cleanup();
+  cleanups = [];
+}
+
 function parseHash() {
   const [path, search = ''] = location.hash.replace(/^#\/?/, '').split('?');
   const segments = path.split('/').filter(Boolean).map((s) => {
@@ -126,8 +132,7 @@ async function route() {
     return;
   }
   const sequence = ++renderSequence;
-  for (const cleanup of cleanups) cleanup();
-  cleanups = [];
+  leaveScreen();
   signOut.hidden = false;
   renderNav(key, programId);
   const role = me.role === 'root' ? 'Root' : 'Program admin';
@@ -161,11 +166,14 @@ async function route() {
 whenUnauthorized(() => {
   // Drops the screen that was loading: its answer would replace the sign-in form.
   renderSequence += 1;
+  leaveScreen();
   session.clear();
   showSignIn('Your token is no longer accepted: sign in again.');
 });
 
 signOut.addEventListener('click', () => {
+  renderSequence += 1;
+  leaveScreen();
   session.clear();
   programNames.clear();
   history.replaceState(null, '', location.pathname);

@@ -321,6 +321,9 @@ async function editor(ctx, connectors, rule) {
     h('p', {}, h('a', { href: href(['p', ctx.programId, 'rules'], { connector: connectorId }) }, '← All rules')),
     ctx.query.saved ? notice('success', h('p', {}, 'Rule created.')) : null,
     h('h1', {}, creating ? 'New rule' : rule.name),
+    connector?.eventType === 'ecommerce.refund'
+      ? notice('secret', h('p', {}, 'A refund connector awards nothing: its events take back what the refunded purchase earned. Choose the purchases\' connector.'))
+      : null,
     form);
   if (!creating) {
     const confirm = h('button', { type: 'button', class: 'danger', hidden: true }, `Yes, delete ${rule.name}`);
