@@ -99,23 +99,23 @@ impl Engine {
             entry,
             idempotency_key: idempotency_key.map(str::to_owned),
         };
-        match self.store.adjust(adjustment).await? {
-            Adjusted::Created { entry, balance } => Ok(AdjustmentDone {
-                entry,
-                created: true,
-                balance,
-            }),
-            Adjusted::Existing { entry, balance } => Ok(AdjustmentDone {
-                entry,
-                created: false,
-                balance,
-            }),
-            Adjusted::KeyConflict => Err(Error::Conflict {
-                code: "idempotency_conflict",
-                message: "this idempotencyKey was used for another adjustment".into(),
-            }),
-            Adjusted::UnknownMember => Err(Error::NotFound { what: "member" }),
-        }
+        let (entry, created) = match self.store.adjust(adjustment).await? {
+            Adjusted::Created { entry, .. } => (entry, true),
+            Adjusted::Existing { entry, .. } => (entry, false),
+            Adjusted::KeyConflict => {
+                return Err(Error::Conflict {
+                    code: "idempotency_conflict",
+                    message: "this idempotencyKey was used for another adjustment".into(),
+                })
+            }
+            Adjusted::UnknownMember => return Err(Error::NotFound { what: "member" }),
+        };
+        let balance = self.spendable_balance(program, member).await?;
+        Ok(AdjustmentDone {
+            entry,
+            created,
+            balance,
+        })
     }
 
     /// Takes back an accepted event's awards: all that is left, or `points` of it split over
@@ -144,12 +144,26 @@ impl Engine {
             at: self.now(),
         };
         match self.store.reverse_event(reversal).await? {
-            Reversed::Done { entries, balance } => Ok(ReversalDone { entries, balance }),
+            Reversed::Done { entries, .. } => {
+                let member = match entries.first() {
+                    Some(entry) => entry.member_id.clone(),
+                    None => return Err(Error::NotFound { what: "event" }),
+                };
+                let balance = self.spendable_balance(program, &member).await?;
+                Ok(ReversalDone { entries, balance })
+            }
             Reversed::NothingLeft => Err(Error::Conflict {
                 code: "nothing_to_reverse",
                 message: "the event has no points left to reverse".into(),
             }),
             Reversed::UnknownEvent => Err(Error::NotFound { what: "event" }),
         }
+    }
+
+    /// What the member can spend now, as `GET …/members/{mid}` says it: the store's answer
+    /// is the ledger's plain sum, which counts pending (and not yet swept expired) points.
+    /// Read after the change, so a change committed meanwhile by someone else shows too.
+    async fn spendable_balance(&self, program: &ProgramId, member: &MemberId) -> Result<i64> {
+        Ok(self.member_view(program, member).await?.balance)
     }
 }

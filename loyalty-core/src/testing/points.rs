@@ -408,10 +408,18 @@ pub async fn pending_points_are_spendable_after_their_delay(store: Arc<dyn Store
         .await
         .unwrap();
     assert_eq!(part.points(), -4);
+    // Answers give the balance a member can spend, as the member's view does.
+    assert_eq!(part.balance, 0);
+    let adjusted = f
+        .engine
+        .adjust_points(&f.program, &ann, 3, "welcome gift", None)
+        .await
+        .unwrap();
+    assert_eq!(adjusted.balance, 3);
     let view = f.engine.member_view(&f.program, &ann).await.unwrap();
-    assert_eq!((view.balance, view.pending), (0, 6));
+    assert_eq!((view.balance, view.pending), (3, 6));
     f.clock.advance(chrono::Duration::days(7));
     let view = f.engine.member_view(&f.program, &ann).await.unwrap();
-    assert_eq!((view.balance, view.pending), (6, 0));
+    assert_eq!((view.balance, view.pending), (9, 0));
     assert_ledger_consistent(&f, &ann).await;
 }
