@@ -72,6 +72,18 @@
 //! one global order, so commits cannot deadlock each other. Only accepted items claim keys;
 //! ignored and rejected ones leave them free.
 //!
+//! # Failover
+//!
+//! A URL may name several hosts with libpq's `target_session_attrs`; the store then writes
+//! only to a server whose sessions are read-write, and finds the next one, without a restart,
+//! when it dies or is demoted (the `hosts` module). A commit whose answer was lost (the
+//! connection broke, the server was killed) is read back on the primary of the moment: its
+//! events' ids were drawn before the transaction, so they are all in the log, and their
+//! entries are the answer, or none is, and the group is committed again. That read locks the
+//! events it finds, so its own COMMIT waits for the synchronous standbys: no answer is given
+//! before a synchronous copy exists. A read URL may serve the admin's stale-tolerant reads
+//! (event log, activity).
+//!
 //! # Purge
 //!
 //! [`Store::purge_test_data`] is one transaction too: it locks the connector row (so purges of
