@@ -1,7 +1,7 @@
 //! The example server: the whole API of docs/http-api.md over HTTP.
 //!
 //! ```sh
-//! cargo run --release --example server -- --listen 127.0.0.1:8080 --admin-token T [--database-url URL]
+//! cargo run --release --example server -- --listen 127.0.0.1:8080 --admin-token T [--database-url URL [--database-read-url URL]]
 //! ```
 
 use anyhow::Context;
@@ -24,8 +24,24 @@ struct Args {
     #[arg(long, env = "LOYALTY_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// PostgreSQL URL (migrations are applied at start-up). Without it, the in-memory store.
+    /// Several hosts, as libpq's: `postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write`
+    /// (the server writes only to the read-write one, and finds it again after a failover).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// A replica's PostgreSQL URL (same syntax; `target_session_attrs=prefer-standby` falls
+    /// back to the primary): the event log and members' activity are read there, and may lag
+    /// the primary by its replication delay. Ingestion and every decision read the primary.
+    #[arg(
+        long,
+        env = "DATABASE_READ_URL",
+        hide_env_values = true,
+        requires = "database_url"
+    )]
+    database_read_url: Option<String>,
+    /// How long a request waits for a PostgreSQL connection (and, during a failover, for the
+    /// new primary) before it is answered 503 `database_unavailable`.
+    #[arg(long, env = "LOYALTY_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
+    db_acquire_timeout_ms: u64,
     /// Largest request body, in bytes.
     #[arg(long, env = "LOYALTY_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
@@ -107,11 +123,26 @@ async fn main() -> anyhow::Result<()> {
             let options = loyalty::store_postgres::PostgresOptions {
                 max_connections: args.db_max_connections,
                 committers: args.db_committers,
+                acquire_timeout: Duration::from_millis(args.db_acquire_timeout_ms.max(1)),
                 ..Default::default()
             };
-            let store = loyalty::store_postgres::PostgresStore::connect(url, options)
-                .await
-                .context("could not open the PostgreSQL store (is the server running and the URL right?)")?;
+            let store = match &args.database_read_url {
+                None => loyalty::store_postgres::PostgresStore::connect(url, options).await,
+                Some(read_url) => {
+                    loyalty::store_postgres::PostgresStore::connect_with_replica(
+                        url, read_url, options,
+                    )
+                    .await
+                }
+            }
+            .context(
+                "could not open the PostgreSQL store (is the server running and the URL right?)",
+            )?;
+            tracing::info!(
+                primary = %store.primary_host(),
+                reads_from_replica = store.reads_from_replica(),
+                "PostgreSQL store open"
+            );
             (Arc::new(store), "postgres")
         }
     };
@@ -134,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(sweep_expiry(engine.clone()));
     let mut config = HttpConfig::new(&admin_token);
     config.connector_rate_limit = Some(args.connector_rate_limit).filter(|n| *n > 0);
+    config.reads_from_replica = args.database_read_url.is_some();
     let state = AppState::new(engine, config);
 
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -57,7 +57,7 @@ impl Error {
             Error::BatchTooLarge { .. } => "batch_too_large",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Conflict { code, .. } => code,
-            Error::Store(e) if e.unavailable => "store_unavailable",
+            Error::Store(e) if e.unavailable => "database_unavailable",
             Error::Store(_) => "internal_error",
         }
     }
@@ -76,8 +76,9 @@ impl Error {
 #[error("{message}")]
 pub struct StoreError {
     pub message: String,
-    /// The store could not be reached or timed out (worth a retry), as opposed to a bug or a
-    /// broken invariant.
+    /// The database could not be reached, has no primary for now (a failover), or timed out:
+    /// worth a retry, as opposed to a bug or a broken invariant. A retry of the same events
+    /// is a duplicate if they were committed after all.
     pub unavailable: bool,
 }
 

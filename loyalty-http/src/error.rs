@@ -5,6 +5,11 @@ use axum::response::{IntoResponse, Response};
 use loyalty_core::Error as CoreError;
 use serde_json::{json, Map, Value};
 
+/// How long a client should wait before retrying when the database is unavailable: a
+/// failover takes a few seconds (docs/operations.md), and a retry is always safe (a
+/// committed event comes back as a duplicate).
+const DATABASE_RETRY_AFTER_SECONDS: u64 = 1;
+
 /// A failure of an HTTP request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -91,7 +96,10 @@ impl ApiError {
         problem.insert("code".into(), json!(self.code()));
         let detail = match self {
             ApiError::Engine(CoreError::Store(e)) if e.unavailable => {
-                "the store is unavailable; retry later".to_owned()
+                "the database is unavailable (unreachable, switching to a new primary, or \
+                 overloaded); send the same request again later: events it committed after \
+                 all come back as duplicates"
+                    .to_owned()
             }
             ApiError::Engine(CoreError::Store(_)) => {
                 "an internal error occurred; it has been logged".to_owned()
@@ -141,11 +149,19 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::TooManyRequests {
-            retry_after_seconds,
-        } = self
-        {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        match self {
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+            }
+            ApiError::Engine(CoreError::Store(e)) if e.unavailable => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(DATABASE_RETRY_AFTER_SECONDS),
+                );
+            }
+            _ => {}
         }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -155,3 +171,34 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loyalty_core::error::StoreError;
+
+    #[tokio::test]
+    async fn an_unavailable_database_is_a_503_to_retry_after_a_while() {
+        let error = ApiError::Engine(CoreError::Store(StoreError::unavailable(
+            "PostgreSQL: no server of h1:5432 accepts read-write sessions",
+        )));
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let problem: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["code"], "database_unavailable");
+        // The cause is logged, never answered.
+        assert!(!problem["detail"].as_str().unwrap().contains("h1"));
+    }
+
+    #[test]
+    fn a_broken_store_is_a_500_without_retry_after() {
+        let error = ApiError::Engine(CoreError::Store(StoreError::new("corrupt row")));
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+    }
+}

@@ -51,6 +51,9 @@ pub struct HttpConfig {
     /// noisy sender cannot starve the others; `None` for no limit. Excess requests get 429
     /// with `Retry-After`.
     pub connector_rate_limit: Option<u32>,
+    /// Whether the store reads the event log and members' activity from a replica: those
+    /// answers then say `Loyalty-Read-From: replica` (they may lag the primary).
+    pub reads_from_replica: bool,
 }
 
 impl HttpConfig {
@@ -59,6 +62,7 @@ impl HttpConfig {
             root_token_hash: TokenHash::of(root_token),
             max_admin_body_bytes: 2 * 1024 * 1024,
             connector_rate_limit: None,
+            reads_from_replica: false,
         }
     }
 }

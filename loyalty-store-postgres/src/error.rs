@@ -13,6 +13,23 @@ pub enum PostgresStoreError {
     #[error("invalid PostgreSQL connection URL")]
     InvalidUrl(#[source] sqlx::Error),
 
+    /// A part of the connection URL this crate reads itself is wrong (the list of hosts,
+    /// `target_session_attrs`).
+    #[error("invalid PostgreSQL connection URL: {0}")]
+    InvalidUrlPart(String),
+
+    /// No server of the URL accepts the sessions it asks for: none answers, or none is a
+    /// primary (during a failover), or none is a standby.
+    #[error("no server of {hosts} accepts {attrs} sessions: {tried}")]
+    NoServer {
+        /// The URL's `host:port` pairs.
+        hosts: String,
+        /// The URL's `target_session_attrs`.
+        attrs: crate::SessionAttrs,
+        /// What each host answered.
+        tried: String,
+    },
+
     /// Applying the embedded migrations failed.
     #[error("migrating the schema failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -84,14 +101,46 @@ impl PostgresStoreError {
         }
     }
 
+    /// Whether the server may have committed what was sent though no answer came back: the
+    /// connection broke, or the server was shut down or crashed, in the middle of a statement
+    /// or of its COMMIT. Only reading the database again can tell.
+    pub(crate) fn outcome_unknown(&self) -> bool {
+        match self {
+            Self::Database(error) => match error {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(e) => e
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// Whether the server looks gone or no longer takes writes (a failover, a switchover, a
+    /// crash): the connection must not be used again, and the store looks for the primary.
+    pub(crate) fn server_lost(&self) -> bool {
+        self.outcome_unknown()
+            || matches!(self, Self::NoServer { .. })
+            || matches!(self, Self::Database(sqlx::Error::PoolTimedOut))
+            // read_only_sql_transaction: a write reached a standby or a read-only primary.
+            || self.sqlstate().as_deref() == Some("25006")
+    }
+
     /// Whether the database could not be reached, was overloaded or timed out: worth a retry
     /// later, as opposed to a bug or a broken invariant.
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Database(e) => sqlx_unavailable(e),
             Self::Migrate(sqlx::migrate::MigrateError::Execute(e)) => sqlx_unavailable(e),
-            Self::CommitterStopped | Self::Conflict => true,
-            Self::InvalidUrl(_) | Self::Migrate(_) | Self::Corrupt { .. } => false,
+            Self::CommitterStopped | Self::Conflict | Self::NoServer { .. } => true,
+            Self::InvalidUrl(_)
+            | Self::InvalidUrlPart(_)
+            | Self::Migrate(_)
+            | Self::Corrupt { .. } => false,
         }
     }
 }
@@ -106,8 +155,11 @@ fn sqlx_unavailable(error: &sqlx::Error) -> bool {
         sqlx::Error::Database(e) => e.code().is_some_and(|code| {
             // 08: connection exception; 53: insufficient resources (too many connections, disk
             // full); 57: operator intervention (statement timeout, shutdown); 40: deadlock or
-            // serialization failure that outlived the retries; 55P03: lock timeout.
-            ["08", "53", "57", "40"].iter().any(|c| code.starts_with(c)) || code == "55P03"
+            // serialization failure that outlived the retries; 55P03: lock timeout; 25006: a
+            // write reached a server that has become read-only (a demoted primary).
+            ["08", "53", "57", "40"].iter().any(|c| code.starts_with(c))
+                || code == "55P03"
+                || code == "25006"
         }),
         _ => false,
     }

@@ -72,6 +72,18 @@
 //! one global order, so commits cannot deadlock each other. Only accepted items claim keys;
 //! ignored and rejected ones leave them free.
 //!
+//! # Failover
+//!
+//! A URL may name several hosts with libpq's `target_session_attrs`; the store then writes
+//! only to a server whose sessions are read-write, and finds the next one, without a restart,
+//! when it dies or is demoted (the `hosts` module). A commit whose answer was lost (the
+//! connection broke, the server was killed) is read back on the primary of the moment: its
+//! events' ids were drawn before the transaction, so they are all in the log, and their
+//! entries are the answer, or none is, and the group is committed again. That read locks the
+//! events it finds, so its own COMMIT waits for the synchronous standbys: no answer is given
+//! before a synchronous copy exists. A read URL may serve the admin's stale-tolerant reads
+//! (event log, activity).
+//!
 //! # Purge
 //!
 //! [`Store::purge_test_data`] is one transaction too: it locks the connector row (so purges of
@@ -86,16 +98,19 @@
 
 mod commit;
 mod error;
+mod hosts;
 mod points;
 mod purge;
 mod rows;
 
 pub use commit::CommitStats;
 pub use error::PostgresStoreError;
+pub use hosts::SessionAttrs;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use commit::{Job, Queue};
+use hosts::{DatabaseUrl, Target};
 use loyalty_core::connector::Connector;
 use loyalty_core::error::StoreError;
 use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
@@ -114,7 +129,6 @@ use rows::{
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, QueryBuilder, Row};
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -163,10 +177,17 @@ impl Default for PostgresOptions {
 /// when the last clone is dropped.
 #[derive(Clone)]
 pub struct PostgresStore {
+    /// The primary's pool: every write and every read a decision rests on.
     pool: PgPool,
+    /// The replica's pool, for the reads that may be a little stale, and its target.
+    reads: Option<(PgPool, Arc<Target>)>,
+    /// Which of the URL's hosts is the primary now.
+    target: Arc<Target>,
     options: Arc<PostgresOptions>,
     queue: mpsc::Sender<Job>,
     stats: Arc<commit::Stats>,
+    /// The watchers stop once every clone of the store is dropped.
+    _alive: Arc<()>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -174,6 +195,8 @@ impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
             .field("options", &self.options)
+            .field("primary", &self.target.current_host())
+            .field("reads_from_replica", &self.reads.is_some())
             .field("connections", &self.pool.size())
             .field("idle_connections", &self.pool.num_idle())
             .finish()
@@ -184,10 +207,27 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/database?...`), applies the
     /// pending migrations and starts the committers. Must be called inside a Tokio runtime,
     /// which then runs the committers.
+    ///
+    /// The URL may name several hosts, as libpq's do
+    /// (`postgres://user@host1:5432,host2:5432/db?target_session_attrs=read-write`): the
+    /// store then writes only to the first host that is a read-write primary, and finds the
+    /// new one after a failover (see the `hosts` module). Such a URL must say
+    /// `target_session_attrs=read-write` or `primary`.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, PostgresStoreError> {
-        let connect_options =
-            PgConnectOptions::from_str(url).map_err(PostgresStoreError::InvalidUrl)?;
-        Self::connect_with(connect_options, options).await
+        Self::open(DatabaseUrl::parse(url)?, None, options).await
+    }
+
+    /// [`connect`](Self::connect), and read the admin's event log and members' activity from
+    /// `read_url` (a replica, with the same multi-host syntax; `target_session_attrs` is then
+    /// typically `prefer-standby`). Those reads may lag the primary by the replica's
+    /// replication delay; ingestion and every decision read the primary.
+    pub async fn connect_with_replica(
+        url: &str,
+        read_url: &str,
+        options: PostgresOptions,
+    ) -> Result<Self, PostgresStoreError> {
+        let reads = DatabaseUrl::parse(read_url)?;
+        Self::open(DatabaseUrl::parse(url)?, Some(reads), options).await
     }
 
     /// [`connect`](Self::connect), with connection options built by the caller.
@@ -195,27 +235,77 @@ impl PostgresStore {
         connect_options: PgConnectOptions,
         options: PostgresOptions,
     ) -> Result<Self, PostgresStoreError> {
+        Self::open(DatabaseUrl::from_options(connect_options), None, options).await
+    }
+
+    async fn open(
+        url: DatabaseUrl,
+        read_url: Option<DatabaseUrl>,
+        options: PostgresOptions,
+    ) -> Result<Self, PostgresStoreError> {
+        if !url.is_plain() && !url.attrs.writes() {
+            return Err(PostgresStoreError::InvalidUrlPart(format!(
+                "the database URL says target_session_attrs={}; the store writes, so it must \
+                 say read-write (or primary), and a replica's URL goes to the read URL",
+                url.attrs
+            )));
+        }
+        let statement_timeout = options.statement_timeout;
+        let session = move |connect: PgConnectOptions| {
+            let connect = connect.application_name("loyalty");
+            match statement_timeout {
+                Some(timeout) => {
+                    connect.options([("statement_timeout", format!("{}ms", timeout.as_millis()))])
+                }
+                None => connect,
+            }
+        };
+        let (target, mut connection) =
+            Target::find_first(url, session, options.acquire_timeout).await?;
         // Migrations run on a connection of their own, without the statement timeout: a future
         // migration may build an index on a large table. The migrator takes an advisory lock,
         // so processes starting together apply each migration once.
-        let mut connection = PgConnection::connect_with(&connect_options).await?;
         MIGRATOR.run(&mut connection).await?;
-        connection.close().await?;
+        warn_if_acknowledged_before_flush(&mut connection).await;
 
-        let mut pool_options = connect_options.application_name("loyalty");
-        if let Some(timeout) = options.statement_timeout {
-            pool_options =
-                pool_options.options([("statement_timeout", format!("{}ms", timeout.as_millis()))]);
-        }
         // No ping before each checkout: it would double the round trips of every read (the
         // engine reloads its connectors once a second). A connection that died while idle
         // fails its next query, and the pool drops it.
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .acquire_timeout(options.acquire_timeout)
-            .test_before_acquire(false)
-            .connect_with(pool_options)
-            .await?;
+        let pool_options = || {
+            PgPoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .acquire_timeout(options.acquire_timeout)
+                .test_before_acquire(false)
+        };
+        let pool = target.pool(pool_options()).await?;
+        let alive = Arc::new(());
+        if target.is_watched() {
+            tokio::spawn(
+                target
+                    .clone()
+                    .watch(pool.clone(), connection, Arc::downgrade(&alive)),
+            );
+        } else {
+            connection.close().await?;
+        }
+        let reads = match read_url {
+            None => None,
+            Some(read_url) => {
+                let (read_target, connection) =
+                    Target::find_first(read_url, session, options.acquire_timeout).await?;
+                let reads = read_target.pool(pool_options()).await?;
+                if read_target.is_watched() {
+                    tokio::spawn(read_target.clone().watch(
+                        reads.clone(),
+                        connection,
+                        Arc::downgrade(&alive),
+                    ));
+                } else {
+                    connection.close().await?;
+                }
+                Some((reads, read_target))
+            }
+        };
 
         let options = Arc::new(options);
         let (sender, receiver) = mpsc::channel(options.queue_capacity.max(1));
@@ -224,6 +314,7 @@ impl PostgresStore {
         for _ in 0..options.committers.max(1) {
             tokio::spawn(commit::run_committer(
                 pool.clone(),
+                target.clone(),
                 options.clone(),
                 queue.clone(),
                 stats.clone(),
@@ -231,10 +322,29 @@ impl PostgresStore {
         }
         Ok(Self {
             pool,
+            reads,
+            target,
             options,
             queue: sender,
             stats,
+            _alive: alive,
         })
+    }
+
+    /// The pool the admin's stale-tolerant reads use: the replica's, else the primary's.
+    fn read_pool(&self) -> &PgPool {
+        self.reads.as_ref().map_or(&self.pool, |(pool, _)| pool)
+    }
+
+    /// Whether the event log and members' activity are read from a replica (and so may lag
+    /// the primary by its replication delay).
+    pub fn reads_from_replica(&self) -> bool {
+        self.reads.is_some()
+    }
+
+    /// The `host:port` the store writes to now (after a failover, the new primary's).
+    pub fn primary_host(&self) -> String {
+        self.target.current_host().to_owned()
     }
 
     /// The connection pool, for maintenance and tests.
@@ -609,7 +719,7 @@ impl Store for PostgresStore {
             .push_bind(fetch_limit(page.limit));
         let rows = query
             .build()
-            .fetch_all(&self.pool)
+            .fetch_all(self.read_pool())
             .await
             .map_err(store_error)?;
         let entries = rows
@@ -625,7 +735,7 @@ impl Store for PostgresStore {
         ))
         .bind(program.as_str())
         .bind(id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.read_pool())
         .await
         .map_err(store_error)?;
         Ok(row.as_ref().map(rows::log_entry).transpose()?)
@@ -655,7 +765,7 @@ impl Store for PostgresStore {
         .bind(member.as_str())
         .bind(page.before.unwrap_or(i64::MAX))
         .bind(fetch_limit(page.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.read_pool())
         .await
         .map_err(store_error)?;
         let items = rows
@@ -770,6 +880,36 @@ impl PostgresStore {
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+}
+
+/// A ledger must not acknowledge points that a crash could take back: warn when the server
+/// acknowledges commits before their WAL is flushed (`synchronous_commit` `off`), or before a
+/// synchronous standby has it while one is configured (`local`).
+async fn warn_if_acknowledged_before_flush(connection: &mut PgConnection) {
+    let settings: Result<(String, String), _> = sqlx::query_as(
+        "SELECT current_setting('synchronous_commit'), \
+                current_setting('synchronous_standby_names')",
+    )
+    .fetch_one(connection)
+    .await;
+    match settings {
+        Ok((commit, standbys))
+            if commit == "off" || (commit == "local" && !standbys.is_empty()) =>
+        {
+            tracing::warn!(
+                synchronous_commit = %commit,
+                synchronous_standby_names = %standbys,
+                "PostgreSQL acknowledges commits before they are safe: a crash or a failover \
+                 may lose points the server answered as accepted; set synchronous_commit = on"
+            )
+        }
+        Ok((commit, standbys)) => tracing::info!(
+            synchronous_commit = %commit,
+            synchronous_standby_names = %standbys,
+            "PostgreSQL commit durability"
+        ),
+        Err(error) => tracing::debug!(%error, "could not read synchronous_commit"),
     }
 }
 

@@ -357,7 +357,7 @@ pub fn schemas() -> Value {
     let mut all = json!({
         "Problem": {"type": "object", "required": ["type", "title", "status", "code", "detail"], "properties": {
             "type": string, "title": string, "status": integer,
-            "code": {"type": "string", "description": "Stable machine code: unauthorized, forbidden, not_found, method_not_allowed, bad_request, invalid_json, validation_failed, invalid_mapping, payload_too_large, batch_too_large, idempotency_conflict, nothing_to_reverse, rate_limited, store_unavailable, internal_error"},
+            "code": {"type": "string", "description": "Stable machine code: unauthorized, forbidden, not_found, method_not_allowed, bad_request, invalid_json, validation_failed, invalid_mapping, payload_too_large, batch_too_large, idempotency_conflict, nothing_to_reverse, rate_limited, database_unavailable, internal_error"},
             "detail": string, "path": string, "line": integer, "column": integer, "position": integer,
             "message": string, "items": integer, "limit": integer}},
         "IngestBody": {"description": "One event (a JSON object) or a bulk (an array of them). Any JSON is answered item by item: an item that is not an object is rejected in the answer."},

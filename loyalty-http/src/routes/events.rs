@@ -5,11 +5,28 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{query_flag, query_value, AdminQuery, PathIds, ProgramAdmin};
 use crate::AppState;
 use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use loyalty_core::ids::{ConnectorId, EventId, MemberId};
 use loyalty_core::ledger::{EventFilter, ItemStatus, LogEntry, Page};
 use serde::Deserialize;
+
+/// Says where an admin read that may be a little stale came from: `replica` (it may lag the
+/// primary by the replica's replication delay) or `primary` (current).
+pub(crate) type ReadFrom = [(HeaderName, HeaderValue); 1];
+
+pub(crate) fn read_from(state: &AppState) -> ReadFrom {
+    let source = if state.config.reads_from_replica {
+        "replica"
+    } else {
+        "primary"
+    };
+    [(
+        HeaderName::from_static("loyalty-read-from"),
+        HeaderValue::from_static(source),
+    )]
+}
 
 fn time_of(pairs: &[(String, String)], name: &str) -> ApiResult<Option<DateTime<Utc>>> {
     query_value(pairs, name)?
@@ -28,7 +45,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     ProgramAdmin(program_id): ProgramAdmin,
     AdminQuery(pairs): AdminQuery,
-) -> ApiResult<Json<Page<LogEntry>>> {
+) -> ApiResult<(ReadFrom, Json<Page<LogEntry>>)> {
     let status = query_value(&pairs, "status")?
         .map(|s| {
             ItemStatus::parse(s).ok_or_else(|| ApiError::InvalidField {
@@ -54,7 +71,7 @@ pub(crate) async fn list(
             query_value(&pairs, "cursor")?,
         )
         .await?;
-    Ok(Json(page))
+    Ok((read_from(&state), Json(page)))
 }
 
 #[derive(Deserialize)]
@@ -66,10 +83,10 @@ pub(crate) async fn read(
     State(state): State<AppState>,
     ProgramAdmin(program_id): ProgramAdmin,
     PathIds(path): PathIds<EventPath>,
-) -> ApiResult<Json<LogEntry>> {
+) -> ApiResult<(ReadFrom, Json<LogEntry>)> {
     let event = state
         .engine
         .get_event(&program_id, &EventId::new(path.event_id))
         .await?;
-    Ok(Json(event))
+    Ok((read_from(&state), Json(event)))
 }

@@ -66,7 +66,7 @@ pub(crate) async fn activity(
     ProgramAdmin(program_id): ProgramAdmin,
     PathIds(path): PathIds<MemberPath>,
     AdminQuery(pairs): AdminQuery,
-) -> ApiResult<Json<Page<ActivityItem>>> {
+) -> ApiResult<(super::events::ReadFrom, Json<Page<ActivityItem>>)> {
     let page = state
         .engine
         .member_activity(
@@ -76,7 +76,7 @@ pub(crate) async fn activity(
             query_value(&pairs, "cursor")?,
         )
         .await?;
-    Ok(Json(page))
+    Ok((super::events::read_from(&state), Json(page)))
 }
 
 /// What is left of each limit of each rule for the member, now.

@@ -24,7 +24,9 @@ pub use stats::CommitStats;
 pub(crate) use stats::Stats;
 
 use crate::error::{PostgresStoreError, Result};
+use crate::hosts::Target;
 use crate::rows::to_json;
+use crate::rows::{self, EVENT_COLUMNS};
 use crate::PostgresOptions;
 use loyalty_core::error::StoreError;
 use loyalty_core::ledger::LogEntry;
@@ -45,14 +47,17 @@ use stats::{lap, Timings};
 /// until the store is dropped.
 pub(crate) async fn run_committer(
     pool: PgPool,
+    target: Arc<Target>,
     options: Arc<PostgresOptions>,
     queue: Arc<Mutex<Queue>>,
     stats: Arc<Stats>,
 ) {
     let mut committer = Committer {
         pool,
+        target,
         options,
         connection: None,
+        connection_epoch: 0,
         stats,
     };
     loop {
@@ -69,10 +74,14 @@ pub(crate) async fn run_committer(
 
 struct Committer {
     pool: PgPool,
+    target: Arc<Target>,
     options: Arc<PostgresOptions>,
     /// Kept between transactions: taking a connection from the pool costs a ping (a round
     /// trip) every time, and a committer runs one transaction after another.
     connection: Option<PoolConnection<Postgres>>,
+    /// The target's epoch when the connection was taken: after a switch of server it may be
+    /// on the old one, and is let go.
+    connection_epoch: u64,
     stats: Arc<Stats>,
 }
 
@@ -80,7 +89,7 @@ impl Committer {
     async fn commit_group(&mut self, group: Vec<Job>) {
         if group.len() > 1 {
             let batches: Vec<&CommitBatch> = group.iter().map(|job| &job.batch).collect();
-            match self.commit_once(&batches).await {
+            match self.commit_resolving(&batches).await {
                 Ok(results) => {
                     for (job, entries) in group.into_iter().zip(results) {
                         // A caller that stopped waiting is committed all the same.
@@ -88,8 +97,9 @@ impl Committer {
                     }
                     return;
                 }
-                // The database is unreachable: the batches alone would fail the same way, and
-                // after a failed COMMIT they may even have been committed, so no replay.
+                // The database is unreachable (and a group whose outcome was lost could not be
+                // read back): the batches alone would fail the same way. The callers' retries
+                // are duplicates if the group did commit.
                 Err(error) if error.is_unavailable() && !error.is_retryable() => {
                     tracing::warn!(batches = group.len(), %error, "group commit failed");
                     let error = StoreError::from(error);
@@ -118,7 +128,7 @@ impl Committer {
     async fn commit_with_retries(&mut self, batch: &CommitBatch) -> Result<Vec<LogEntry>> {
         let mut attempt = 0;
         loop {
-            match self.commit_once(&[batch]).await {
+            match self.commit_resolving(&[batch]).await {
                 Ok(mut results) => return Ok(results.pop().unwrap_or_default()),
                 Err(error) if error.is_retryable() && attempt < self.options.max_retries => {
                     attempt += 1;
@@ -130,13 +140,91 @@ impl Committer {
         }
     }
 
+    /// Commits the batches; when the connection is lost before PostgreSQL answers (a crash, a
+    /// failover), reads whether they were committed, and commits them again only if they were
+    /// not. Every item's event has its id before the transaction, and a group is one
+    /// transaction: its events are all in the log, or none is.
+    async fn commit_resolving(&mut self, batches: &[&CommitBatch]) -> Result<Vec<Vec<LogEntry>>> {
+        match self.commit_once(batches).await {
+            Err(error) if error.outcome_unknown() => {
+                tracing::warn!(%error, "a commit's answer was lost; reading whether it committed");
+                match self.committed_entries(batches).await? {
+                    Some(results) => {
+                        tracing::info!("the commit whose answer was lost had committed");
+                        Ok(results)
+                    }
+                    None => self.commit_once(batches).await,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The entries of the batches if their transaction committed, read on the primary of the
+    /// moment (after a failover, the new one), waiting up to the acquire timeout for it.
+    ///
+    /// The read locks the events it finds (`FOR KEY SHARE`, which writes WAL), so its own
+    /// COMMIT waits for the synchronous standbys as a write does, and they then hold the lost
+    /// commit too: what is answered as accepted has its synchronous copy.
+    async fn committed_entries(
+        &mut self,
+        batches: &[&CommitBatch],
+    ) -> Result<Option<Vec<Vec<LogEntry>>>> {
+        let ids: Vec<&str> = batches
+            .iter()
+            .flat_map(|b| b.items.iter().map(|i| i.entry.id.as_str()))
+            .collect();
+        let mut programs: Vec<&str> = batches.iter().map(|b| b.program_id.as_str()).collect();
+        programs.sort_unstable();
+        programs.dedup();
+        let deadline = Instant::now() + self.options.acquire_timeout;
+        let rows = loop {
+            match read_committed(&self.pool, &programs, &ids).await {
+                Ok(rows) => break rows,
+                Err(error) if error.is_unavailable() && Instant::now() < deadline => {
+                    tracing::debug!(%error, "waiting for the primary to read a lost commit");
+                    self.target.suspect();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut found: std::collections::HashMap<String, LogEntry> = rows
+            .iter()
+            .map(|row| rows::log_entry(row).map(|entry| (entry.id.as_str().to_owned(), entry)))
+            .collect::<Result<_>>()?;
+        let mut results = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let mut entries = Vec::with_capacity(batch.items.len());
+            for item in &batch.items {
+                let entry = found.remove(item.entry.id.as_str()).ok_or_else(|| {
+                    PostgresStoreError::corrupt(
+                        "events",
+                        "a group commit is in the log in part only",
+                    )
+                })?;
+                entries.push(entry);
+            }
+            results.push(entries);
+        }
+        Ok(Some(results))
+    }
+
     async fn commit_once(&mut self, batches: &[&CommitBatch]) -> Result<Vec<Vec<LogEntry>>> {
         // Serialising the items' JSON needs no transaction: done before it starts.
         let mut clock = Instant::now();
         let mut timings = Timings::default();
         let mut slots = prepare(batches)?;
         timings.prepare = lap(&mut clock);
+        if self.connection_epoch != self.target.epoch() {
+            // The store switched servers since this connection was taken.
+            self.discard_connection();
+        }
         if self.connection.is_none() {
+            self.connection_epoch = self.target.epoch();
             self.connection = Some(committer_connection(&self.pool).await?);
         }
 
@@ -190,14 +278,19 @@ impl Committer {
         };
         if let Err(error) = outcome {
             // After a server error the connection is fine (dropping the transaction rolled
-            // it back); after anything else it may be broken.
-            if !matches!(
+            // it back), unless the server is going away or became read-only; after anything
+            // else it may be broken.
+            let kept = matches!(
                 error,
                 PostgresStoreError::Database(sqlx::Error::Database(_))
                     | PostgresStoreError::Conflict
                     | PostgresStoreError::Corrupt { .. }
-            ) {
+            );
+            if !kept || error.server_lost() {
                 self.discard_connection();
+            }
+            if error.server_lost() {
+                self.target.suspect();
             }
             return Err(error);
         }
@@ -217,6 +310,26 @@ impl Committer {
             connection.close_on_drop();
         }
     }
+}
+
+/// The events of `ids` that are in the log, locked so that the transaction's COMMIT waits for
+/// the synchronous standbys (see `committed_entries`).
+async fn read_committed(
+    pool: &PgPool,
+    programs: &[&str],
+    ids: &[&str],
+) -> Result<Vec<sqlx::postgres::PgRow>> {
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+         WHERE program_id = ANY($1) AND id = ANY($2) FOR KEY SHARE"
+    ))
+    .bind(programs)
+    .bind(ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 /// A connection for a committer, which keeps it. Its statements are planned once, generically:
