@@ -120,21 +120,27 @@ impl Engine {
         progress: &ReplayProgress,
     ) -> Result<ReplayRecord> {
         let outcome = self.run_replay(&record, progress).await;
-        // Re-read: a cancellation may have been recorded by another process.
-        if let Ok(Some(stored)) = self.store.get_replay(&record.program_id, &record.id).await {
+        // Re-read: another process may have cancelled it, or (running it too, after a
+        // restart) ended it; an end recorded elsewhere stands.
+        if let Some(stored) = self
+            .store
+            .get_replay(&record.program_id, &record.id)
+            .await?
+        {
+            if matches!(stored.state, ReplayState::Done | ReplayState::Failed) {
+                return Ok(stored);
+            }
             record.state = stored.state;
         }
         record.processed = progress.processed();
         record.total = progress.total();
         record.updated_at = self.now();
         match outcome {
-            Ok(ReplayEnd::Done(report)) => {
+            Ok(ReplayEnd::Done(report)) if record.state == ReplayState::Running => {
                 record.report = Some(report);
-                if record.state == ReplayState::Running {
-                    record.state = ReplayState::Done;
-                }
+                record.state = ReplayState::Done;
             }
-            Ok(ReplayEnd::Cancelled(report)) => {
+            Ok(ReplayEnd::Done(report) | ReplayEnd::Cancelled(report)) => {
                 record.report = Some(report);
                 record.state = ReplayState::Cancelled;
             }
