@@ -38,6 +38,8 @@ use std::sync::Arc;
 
 /// Items read from the store at a time.
 const PAGE_SIZE: usize = 500;
+/// The rules a draft rule set may hold.
+const MAX_DRAFT_RULES: usize = 100;
 
 /// What a replay runs with: the connector with the replay's mapping and rules, and its scope.
 struct ReplayPlan {
@@ -59,6 +61,16 @@ impl Engine {
             if to <= from {
                 return Err(Error::invalid("/to", "to must be after from"));
             }
+        }
+        if spec
+            .rules
+            .as_ref()
+            .is_some_and(|r| r.len() > MAX_DRAFT_RULES)
+        {
+            return Err(Error::invalid(
+                "/rules",
+                format!("a draft holds at most {MAX_DRAFT_RULES} rules"),
+            ));
         }
         if spec.statuses.as_ref().is_some_and(|s| s.is_empty()) {
             return Err(Error::invalid(
