@@ -167,6 +167,10 @@ async fn main() -> anyhow::Result<()> {
     config.connector_rate_limit = Some(args.connector_rate_limit).filter(|n| *n > 0);
     config.reads_from_replica = args.database_read_url.is_some();
     let state = AppState::new(engine, config);
+    // Replays a stopped process left running are resumed (applying again changes nothing).
+    loyalty::http::resume_replays(&state)
+        .await
+        .context("could not read the replays left running")?;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -370,3 +370,124 @@ async fn refunds_through_two_servers_never_reverse_more_than_was_earned() {
     .await;
     assert_eq!(member["balance"], 0);
 }
+
+/// Waits for a replay to leave `running` (each poll one request).
+async fn replay_end(client: &reqwest::Client, base: &str, token: &str, path: &str) -> Value {
+    loop {
+        let replay = admin(client, base, token, reqwest::Method::GET, path, None).await;
+        if replay["state"] != "running" {
+            return replay;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replays_apply_once_across_processes_and_a_kill() {
+    let url = fresh_database("replays").await;
+    let first = Server::start(&url);
+    let client = reqwest::Client::new();
+    let (pid, token, cid) = setup(&client, &first.base, json!([])).await;
+    // 1,500 items the mapping rejects (their counter is text), 30 for each of 50 members.
+    let items: Vec<Value> = (0..1500)
+        .map(|i| {
+            let mut item = article(&format!("r-{i}"), &format!("m{}@example.com", i % 50));
+            item["totalArticlesRead"] = json!("7 articles");
+            item
+        })
+        .collect();
+    for chunk in items.chunks(500) {
+        let response: Value = client
+            .post(format!(
+                "{}/v1/incoming/{cid}?token=s3cret-token",
+                first.base
+            ))
+            .body(Value::Array(chunk.to_vec()).to_string())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(response["rejected"], 500, "{response}");
+    }
+    let fixed = r#"{ "clientEventId": eventId, "profile": {"kind": "default", "value": profile.email}, "payload": {"timestamp": timestamp, "tags": [{"name": "theme", "value": article.theme}], "counters": [{"name": "total", "value": $number($substringBefore($string(totalArticlesRead), " "))}]} }"#;
+    let body =
+        json!({"connectorId": cid, "mapping": fixed, "statuses": ["rejected"], "apply": true});
+    let replays = format!("/v1/programs/{pid}/replays");
+    let replay = admin(
+        &client,
+        &first.base,
+        &token,
+        reqwest::Method::POST,
+        &replays,
+        Some(body.clone()),
+    )
+    .await;
+    let path = format!("{replays}/{}", replay["id"].as_str().unwrap());
+    // Killed once it has applied a page (or, on a fast machine, after it ended).
+    loop {
+        let now = admin(
+            &client,
+            &first.base,
+            &token,
+            reqwest::Method::GET,
+            &path,
+            None,
+        )
+        .await;
+        if now["processed"].as_u64().unwrap_or(0) > 0 || now["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.kill();
+    // Two servers start at once: both resume it, concurrently.
+    let second = Server::start(&url);
+    let third = Server::start(&url);
+    let ended = replay_end(&client, &second.base, &token, &path).await;
+    assert_eq!(ended["state"], "done", "{ended}");
+    // And two more replays of the same items at once, one through each server.
+    let (a, b) = tokio::join!(
+        admin(
+            &client,
+            &second.base,
+            &token,
+            reqwest::Method::POST,
+            &replays,
+            Some(body.clone())
+        ),
+        admin(
+            &client,
+            &third.base,
+            &token,
+            reqwest::Method::POST,
+            &replays,
+            Some(body)
+        ),
+    );
+    for (base, created) in [(&second.base, a), (&third.base, b)] {
+        let path = format!("{replays}/{}", created["id"].as_str().unwrap());
+        assert_eq!(
+            replay_end(&client, base, &token, &path).await["state"],
+            "done"
+        );
+    }
+    // Each item accepted once (one award of 10 each), linked to a replay; balances equal
+    // their ledgers.
+    let events = all_events(&client, &second.base, &token, &pid).await;
+    let accepted: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["status"] == "accepted")
+        .collect();
+    assert_eq!(accepted.len(), 1500);
+    assert!(accepted.iter().all(|e| e["replayedEventId"].is_string()));
+    let distinct: std::collections::HashSet<&str> = accepted
+        .iter()
+        .map(|e| e["clientEventId"].as_str().unwrap())
+        .collect();
+    assert_eq!(distinct.len(), 1500);
+    let balances = check_balances(&client, &second.base, &token, &pid, &events).await;
+    assert_eq!(balances.len(), 50);
+    assert!(balances.values().all(|b| *b == 300), "{balances:?}");
+}

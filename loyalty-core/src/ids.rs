@@ -85,6 +85,11 @@ id_type!(
     LedgerEntryId,
     "led"
 );
+id_type!(
+    /// A replay (or backtest) of logged events.
+    ReplayId,
+    "rpl"
+);
 
 #[cfg(test)]
 mod tests {

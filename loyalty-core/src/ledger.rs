@@ -1,7 +1,7 @@
 //! The event log, the append-only ledger, a member's activity, and pagination.
 
 use crate::event::ItemError;
-use crate::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, RuleId};
+use crate::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, ReplayId, RuleId};
 use crate::rules::{Award, TraceEntry};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -123,6 +123,11 @@ pub struct LogEntry {
     pub trace: Option<Vec<TraceEntry>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// An item a replay processed anew: the replay, and the logged item it replays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_id: Option<ReplayId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed_event_id: Option<EventId>,
     /// Position in the log, assigned by the store: the pagination key.
     #[serde(skip)]
     pub seq: i64,
@@ -388,4 +393,92 @@ pub struct PurgeCounts {
     pub events: u64,
     pub ledger_entries: u64,
     pub members: u64,
+}
+
+/// Rejected or ignored items of the log that went wrong the same way: one status, one code
+/// (the error's code, or the ignored reason) and one path (a rejected item's JSON path).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorGroup {
+    pub status: ItemStatus,
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub count: u64,
+    /// When the first and the last of them were received.
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    /// The newest of them, to look at, and its error's message.
+    pub example_event_id: EventId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl ErrorGroup {
+    /// The group key of an entry, if it is rejected or ignored.
+    pub fn key_of(entry: &LogEntry) -> Option<(ItemStatus, String, Option<String>)> {
+        match entry.status {
+            ItemStatus::Rejected => {
+                let error = entry.error.as_ref();
+                Some((
+                    ItemStatus::Rejected,
+                    error.map_or_else(|| "unknown".into(), |e| e.code.clone()),
+                    error.and_then(|e| e.path.clone()),
+                ))
+            }
+            ItemStatus::Ignored => Some((
+                ItemStatus::Ignored,
+                entry.reason.clone().unwrap_or_else(|| "unknown".into()),
+                None,
+            )),
+            _ => None,
+        }
+    }
+
+    /// Groups entries given newest first (as a log is read), largest group first.
+    pub fn group<'a>(entries: impl Iterator<Item = &'a LogEntry>) -> Vec<ErrorGroup> {
+        let mut groups: Vec<ErrorGroup> = Vec::new();
+        let mut index: std::collections::HashMap<(ItemStatus, String, Option<String>), usize> =
+            std::collections::HashMap::new();
+        for entry in entries {
+            let Some(key) = Self::key_of(entry) else {
+                continue;
+            };
+            match index.get(&key) {
+                Some(&i) => {
+                    let group = &mut groups[i];
+                    group.count += 1;
+                    group.first_at = group.first_at.min(entry.received_at);
+                    group.last_at = group.last_at.max(entry.received_at);
+                }
+                None => {
+                    index.insert(key.clone(), groups.len());
+                    let (status, code, path) = key;
+                    groups.push(ErrorGroup {
+                        status,
+                        code,
+                        path,
+                        count: 1,
+                        first_at: entry.received_at,
+                        last_at: entry.received_at,
+                        example_event_id: entry.id.clone(),
+                        message: entry.error.as_ref().map(|e| e.message.clone()),
+                    });
+                }
+            }
+        }
+        Self::sort(&mut groups);
+        groups
+    }
+
+    /// Largest first; then by status, code and path, so that the order is stable.
+    pub fn sort(groups: &mut [ErrorGroup]) {
+        groups.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.status.as_str().cmp(b.status.as_str()))
+                .then_with(|| a.code.cmp(&b.code))
+                .then_with(|| a.path.cmp(&b.path))
+        });
+    }
 }

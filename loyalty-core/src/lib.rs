@@ -66,6 +66,7 @@ pub mod lots;
 pub mod mapping;
 pub mod member;
 pub mod program;
+pub mod replay;
 pub mod reversal;
 pub mod rules;
 pub mod secret;

@@ -27,6 +27,7 @@ mod extract;
 pub mod metrics;
 mod offload;
 pub mod openapi;
+mod replays;
 mod request_log;
 mod routes;
 
@@ -38,6 +39,7 @@ use std::sync::Arc;
 
 pub use error::ApiError;
 pub use metrics::Metrics;
+pub use replays::{resume_replays, ReplayJobs};
 
 /// Settings of the HTTP layer. The engine's own limits (body, batch, mapping) live in
 /// [`loyalty_core::Limits`].
@@ -73,6 +75,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub config: Arc<HttpConfig>,
     pub metrics: Arc<Metrics>,
+    /// The replays this process runs.
+    pub replays: Arc<ReplayJobs>,
     rate_limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
 }
 
@@ -91,6 +95,7 @@ impl AppState {
             engine,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
+            replays: Arc::new(ReplayJobs::default()),
             rate_limiter,
         }
     }

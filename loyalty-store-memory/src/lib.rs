@@ -8,14 +8,20 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use loyalty_core::connector::Connector;
-use loyalty_core::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, RuleId};
+use loyalty_core::ids::{
+    ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, ReplayId, RuleId,
+};
 use loyalty_core::ledger::{
-    ActivityItem, EntryKind, EventFilter, ItemStatus, LedgerEntry, LogEntry, Page, PageRequest,
-    PurgeCounts,
+    ActivityItem, EntryKind, ErrorGroup, EventFilter, ItemStatus, LedgerEntry, LogEntry, Page,
+    PageRequest, PurgeCounts,
 };
 use loyalty_core::lots::expiry_entries;
 use loyalty_core::member::{Identifier, Member};
 use loyalty_core::program::{PointsExpiry, Program};
+use loyalty_core::replay::{
+    ChangeEntries, ReplayApplied, ReplayChange, ReplayReader, ReplayRecord, ReplayScope,
+    ReplayState,
+};
 use loyalty_core::reversal::{
     admin_shares, refund_shares, reversal_entries, usage_of, AwardState, ReversalCause,
 };
@@ -72,6 +78,9 @@ struct State {
     purchases: HashMap<(ProgramId, String, bool), Vec<PurchaseFound>>,
     /// Adjustments' idempotency keys: (program, key) → the adjustment's position.
     adjustment_keys: HashMap<(ProgramId, String), i64>,
+    /// The accepted events each replay changed: (program, replay, event).
+    replay_changes: HashSet<(ProgramId, ReplayId, EventId)>,
+    replays: HashMap<(ProgramId, ReplayId), ReplayRecord>,
     next_position: i64,
 }
 
@@ -744,5 +753,132 @@ impl Store for MemoryStore {
             }
         }
         Ok(counts)
+    }
+
+    async fn event_errors(
+        &self,
+        program: &ProgramId,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<ErrorGroup>> {
+        let state = self.lock();
+        Ok(ErrorGroup::group(
+            state
+                .events
+                .values()
+                .rev()
+                .map(|e| &**e)
+                .filter(|e| e.program_id == *program && filter.matches(e)),
+        ))
+    }
+
+    async fn replay_count(&self, scope: &ReplayScope) -> StoreResult<u64> {
+        let state = self.lock();
+        Ok(state.events.values().filter(|e| scope.matches(e)).count() as u64)
+    }
+
+    async fn replay_reader(
+        &self,
+        scope: &ReplayScope,
+        page_size: usize,
+    ) -> StoreResult<Box<dyn ReplayReader>> {
+        // The log is in memory already: the reader holds shared pointers to its items, in
+        // order.
+        let mut items: Vec<Arc<LogEntry>> = {
+            let state = self.lock();
+            state
+                .events
+                .values()
+                .filter(|e| scope.matches(e))
+                .map(Arc::clone)
+                .collect()
+        };
+        items.sort_by_key(|e| ReplayScope::order_key(e));
+        Ok(Box::new(MemoryReplayReader {
+            items: items.into_iter(),
+            page_size: page_size.max(1),
+        }))
+    }
+
+    async fn apply_replay_change(&self, change: ReplayChange) -> StoreResult<ReplayApplied> {
+        let mut state = self.lock();
+        let event = state
+            .event_positions
+            .get(&change.event)
+            .and_then(|p| state.events.get(p))
+            .filter(|e| {
+                e.program_id == change.program
+                    && e.status == ItemStatus::Accepted
+                    && e.member_id.as_ref() == Some(&change.member)
+            })
+            .map(Arc::clone);
+        let Some(event) = event else {
+            return Ok(ReplayApplied::UnknownEvent);
+        };
+        let key = (
+            change.program.clone(),
+            change.replay.clone(),
+            change.event.clone(),
+        );
+        if !state.replay_changes.insert(key) {
+            return Ok(ReplayApplied::AlreadyApplied);
+        }
+        let awards = AwardState::of_event(&state.member_entries(&change.member), &event.id);
+        let entries = ChangeEntries::of(&change, &event.connector_id, &awards);
+        let usage = state.usage.entry(change.member.clone()).or_default();
+        apply_usage(usage, &entries.freed);
+        apply_usage(usage, &entries.added);
+        let points = entries.points();
+        for entry in entries.reversals.into_iter().chain(entries.awards) {
+            state.append(entry);
+        }
+        Ok(ReplayApplied::Done { points })
+    }
+
+    async fn put_replay(&self, record: &ReplayRecord) -> StoreResult<()> {
+        self.lock().replays.insert(
+            (record.program_id.clone(), record.id.clone()),
+            record.clone(),
+        );
+        Ok(())
+    }
+
+    async fn get_replay(
+        &self,
+        program: &ProgramId,
+        id: &ReplayId,
+    ) -> StoreResult<Option<ReplayRecord>> {
+        Ok(self
+            .lock()
+            .replays
+            .get(&(program.clone(), id.clone()))
+            .cloned())
+    }
+
+    async fn running_replays(&self) -> StoreResult<Vec<ReplayRecord>> {
+        Ok(self
+            .lock()
+            .replays
+            .values()
+            .filter(|r| r.state == ReplayState::Running)
+            .cloned()
+            .collect())
+    }
+}
+
+/// A replay's items, in order, a page at a time.
+struct MemoryReplayReader {
+    items: std::vec::IntoIter<Arc<LogEntry>>,
+    page_size: usize,
+}
+
+#[async_trait]
+impl ReplayReader for MemoryReplayReader {
+    async fn next_page(&mut self) -> StoreResult<Vec<LogEntry>> {
+        Ok(self
+            .items
+            .by_ref()
+            .take(self.page_size)
+            .map(|e| LogEntry::clone(&e))
+            .collect())
     }
 }

@@ -101,6 +101,7 @@ mod error;
 mod hosts;
 mod points;
 mod purge;
+mod replay;
 mod rows;
 
 pub use commit::CommitStats;
@@ -113,12 +114,13 @@ use commit::{Job, Queue};
 use hosts::{DatabaseUrl, Target};
 use loyalty_core::connector::Connector;
 use loyalty_core::error::StoreError;
-use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
+use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId, ReplayId, RuleId};
 use loyalty_core::ledger::{
-    ActivityItem, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
+    ActivityItem, ErrorGroup, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
 };
 use loyalty_core::member::{Identifier, Member};
 use loyalty_core::program::{PointsExpiry, Program};
+use loyalty_core::replay::{ReplayApplied, ReplayChange, ReplayReader, ReplayRecord, ReplayScope};
 use loyalty_core::rules::{Rule, Usage, UsageCount, UsageKey};
 use loyalty_core::store::{
     Adjusted, Adjustment, CommitBatch, EventReversal, PurchaseFound, Reversed, Store, StoreResult,
@@ -655,28 +657,16 @@ impl Store for PostgresStore {
     }
 
     async fn commit(&self, batch: CommitBatch) -> StoreResult<Vec<LogEntry>> {
-        if batch.items.iter().any(|item| item.refund.is_some()) {
-            // Refunds are rare and each needs its purchase's member locked first: one short
-            // transaction an item, outside the group commit.
-            let mut entries = Vec::with_capacity(batch.items.len());
-            for item in &batch.items {
-                let entry = self
-                    .retrying("a refund", || {
-                        points::commit_refund_item(&self.pool, &batch, item)
-                    })
-                    .await?;
-                entries.push(entry);
-            }
-            return Ok(entries);
+        let replayed = batch
+            .items
+            .iter()
+            .any(|item| item.entry.replay_id.is_some());
+        let entries = self.commit_batch(batch).await?;
+        if replayed {
+            // Items a replay processed anew: linked to it once committed.
+            replay::link_replayed(&self.pool, &entries).await?;
         }
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job { batch, reply })
-            .await
-            .map_err(|_| store_error(PostgresStoreError::CommitterStopped))?;
-        answer
-            .await
-            .map_err(|_| store_error(PostgresStoreError::CommitterStopped))?
+        Ok(entries)
     }
 
     async fn list_events(
@@ -858,9 +848,81 @@ impl Store for PostgresStore {
             }
         }
     }
+
+    async fn event_errors(
+        &self,
+        program: &ProgramId,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<ErrorGroup>> {
+        Ok(replay::event_errors(&self.pool, program, filter).await?)
+    }
+
+    async fn replay_count(&self, scope: &ReplayScope) -> StoreResult<u64> {
+        Ok(replay::replay_count(&self.pool, scope).await?)
+    }
+
+    async fn replay_reader(
+        &self,
+        scope: &ReplayScope,
+        page_size: usize,
+    ) -> StoreResult<Box<dyn ReplayReader>> {
+        Ok(Box::new(
+            replay::replay_reader(&self.pool, scope, page_size).await?,
+        ))
+    }
+
+    async fn apply_replay_change(&self, change: ReplayChange) -> StoreResult<ReplayApplied> {
+        self.retrying("a replay change", || {
+            replay::apply_replay_change(&self.pool, &change)
+        })
+        .await
+    }
+
+    async fn put_replay(&self, record: &ReplayRecord) -> StoreResult<()> {
+        Ok(replay::put_replay(&self.pool, record).await?)
+    }
+
+    async fn get_replay(
+        &self,
+        program: &ProgramId,
+        id: &ReplayId,
+    ) -> StoreResult<Option<ReplayRecord>> {
+        Ok(replay::get_replay(&self.pool, program, id).await?)
+    }
+
+    async fn running_replays(&self) -> StoreResult<Vec<ReplayRecord>> {
+        Ok(replay::running_replays(&self.pool).await?)
+    }
 }
 
 impl PostgresStore {
+    /// Commits a batch: refunds one short transaction an item, the rest through the group
+    /// commit.
+    async fn commit_batch(&self, batch: CommitBatch) -> StoreResult<Vec<LogEntry>> {
+        if batch.items.iter().any(|item| item.refund.is_some()) {
+            // Refunds are rare and each needs its purchase's member locked first: one short
+            // transaction an item, outside the group commit.
+            let mut entries = Vec::with_capacity(batch.items.len());
+            for item in &batch.items {
+                let entry = self
+                    .retrying("a refund", || {
+                        points::commit_refund_item(&self.pool, &batch, item)
+                    })
+                    .await?;
+                entries.push(entry);
+            }
+            return Ok(entries);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { batch, reply })
+            .await
+            .map_err(|_| store_error(PostgresStoreError::CommitterStopped))?;
+        answer
+            .await
+            .map_err(|_| store_error(PostgresStoreError::CommitterStopped))?
+    }
+
     /// Runs a short transaction again when PostgreSQL says it may (a deadlock, a
     /// serialization failure, a lost connection), as commits and purges are.
     async fn retrying<T, F, Fut>(&self, what: &'static str, mut run: F) -> StoreResult<T>

@@ -122,7 +122,11 @@ pub(crate) async fn reverse_event(pool: &PgPool, reversal: EventReversal) -> Res
 }
 
 /// Locks the member's row; false if there is no such member.
-async fn lock_member(tx: &mut PgConnection, program: &str, member: &MemberId) -> Result<bool> {
+pub(crate) async fn lock_member(
+    tx: &mut PgConnection,
+    program: &str,
+    member: &MemberId,
+) -> Result<bool> {
     Ok(
         sqlx::query("SELECT 1 FROM members WHERE program_id = $1 AND id = $2 FOR NO KEY UPDATE")
             .bind(program)
@@ -144,7 +148,7 @@ async fn balance(tx: &mut PgConnection, program: &str, member: &MemberId) -> Res
     )
 }
 
-async fn add_to_balance(
+pub(crate) async fn add_to_balance(
     tx: &mut PgConnection,
     program: &str,
     member: &MemberId,
@@ -164,7 +168,7 @@ async fn add_to_balance(
 
 /// Writes reversals of one member's awards, with the usage they free and the balance; returns
 /// the balance after them. The member's row is locked by the caller.
-async fn write_reversals(
+pub(crate) async fn write_reversals(
     tx: &mut PgConnection,
     program: &str,
     member: &MemberId,
@@ -377,7 +381,7 @@ pub(crate) async fn commit_refund_item(
 }
 
 /// An event's awards and whatever took from them, for the member whose row is locked.
-async fn event_awards(
+pub(crate) async fn event_awards(
     tx: &mut PgConnection,
     program: &str,
     member: &MemberId,

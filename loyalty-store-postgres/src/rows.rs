@@ -4,7 +4,9 @@
 use crate::error::{PostgresStoreError, Result};
 use chrono::{DateTime, Utc};
 use loyalty_core::connector::{Connector, EventType};
-use loyalty_core::ids::{ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, RuleId};
+use loyalty_core::ids::{
+    ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, ReplayId, RuleId,
+};
 use loyalty_core::ledger::{
     ActivityItem, ActivityType, EntryKind, ItemStatus, LedgerEntry, LogEntry, RawJson,
 };
@@ -31,7 +33,8 @@ pub(crate) const RULE_COLUMNS: &str = "id, program_id, connector_id, name, \
 pub(crate) const EVENT_COLUMNS: &str = "program_id, id, seq, connector_id, status, reason, \
      error::text AS error, client_event_id, original_event_id, member_id, test, received_at, \
      occurred_at, points, awards::text AS awards, raw::text AS raw, raw_truncated, \
-     mapped::text AS mapped, trace::text AS trace, warnings::text AS warnings";
+     mapped::text AS mapped, trace::text AS trace, warnings::text AS warnings, replay_id, \
+     replayed_event_id";
 
 pub(crate) const LEDGER_COLUMNS: &str = "program_id, member_id, seq, id, kind, event_id, \
      connector_id, rule_id, points, reverses, reason, available_at, test, created_at, occurred_at";
@@ -185,6 +188,12 @@ pub(crate) fn log_entry(row: &PgRow) -> Result<LogEntry> {
             .map(RawJson::from_json_text),
         trace: optional_json(row.try_get("trace")?, "events.trace")?,
         warnings: parse_json(&row.try_get::<String, _>("warnings")?, "events.warnings")?,
+        replay_id: row
+            .try_get::<Option<String>, _>("replay_id")?
+            .map(ReplayId::new),
+        replayed_event_id: row
+            .try_get::<Option<String>, _>("replayed_event_id")?
+            .map(EventId::new),
         seq: row.try_get("seq")?,
     })
 }

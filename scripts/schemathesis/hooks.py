@@ -2,7 +2,8 @@
 
 JSON Schema cannot say everything the server checks: whether a mapping compiles, whether a
 rule's connector exists and fits it, that `between` has min <= max, that activeUntil is after
-activeFrom, how deep conditions nest, whether an identifier is valid for its kind. The
+activeFrom, how deep conditions nest, whether an identifier is valid for its kind, whether a
+replay's draft rules are valid rules. The
 configuration lets those operations answer 422 to a request the document allows; this check
 makes sure such a 422 is for one of those reasons only, named by the problem document.
 """
@@ -30,6 +31,17 @@ def _connector_replacement(problem):
     return _mapping(problem) or problem.get("path") == "/eventType"
 
 
+def _replay(problem):
+    # A replay's connector must exist, its draft mapping compile and its draft rules be valid
+    # rules of that connector; `to` must be after `from`.
+    path = problem.get("path") or ""
+    return (
+        _mapping(problem)
+        or path in ("/connectorId", "/to")
+        or path.startswith("/rules")
+    )
+
+
 def _identifier(problem):
     return problem.get("path") == "value" and "not a valid identifier" in (problem.get("detail") or "")
 
@@ -41,6 +53,7 @@ KNOWN_REFUSALS = {
     "createRule": _rule,
     "replaceRule": _rule,
     "findMember": _identifier,
+    "createReplay": _replay,
 }
 
 

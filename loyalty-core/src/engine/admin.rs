@@ -178,7 +178,7 @@ impl Engine {
 
     // ---- rules --------------------------------------------------------------------------------
 
-    async fn rule_from_spec(
+    pub(super) async fn rule_from_spec(
         &self,
         program: &ProgramId,
         spec: &RuleSpec,

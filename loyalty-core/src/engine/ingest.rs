@@ -276,6 +276,8 @@ impl Engine {
                 mapped: None,
                 trace: None,
                 warnings: Vec::new(),
+                replay_id: None,
+                replayed_event_id: None,
                 seq: 0,
             };
             let prepared = self.prepare_item(

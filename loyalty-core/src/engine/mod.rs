@@ -11,6 +11,7 @@ mod expiry;
 mod ingest;
 mod points;
 mod queries;
+mod replay;
 mod results;
 mod simulate;
 

@@ -5,7 +5,7 @@ use crate::clock::stored_precision;
 use crate::error::{Error, Result};
 use crate::ids::{ConnectorId, EventId, MemberId, ProgramId};
 use crate::ledger::{
-    decode_cursor, ActivityItem, EventFilter, LogEntry, Page, PageRequest, PurgeCounts,
+    decode_cursor, ActivityItem, ErrorGroup, EventFilter, LogEntry, Page, PageRequest, PurgeCounts,
     MAX_PAGE_SIZE,
 };
 use crate::member::{normalize, Member};
@@ -68,6 +68,24 @@ impl Engine {
             ..filter.clone()
         };
         Ok(self.store.list_events(program, &filter, page).await?)
+    }
+
+    /// The rejected and ignored items, grouped by status, code and path, largest first: what
+    /// to fix before a replay.
+    pub async fn event_errors(
+        &self,
+        program: &ProgramId,
+        filter: &EventFilter,
+    ) -> Result<Vec<ErrorGroup>> {
+        self.get_program(program).await?;
+        let filter = EventFilter {
+            status: None,
+            member_id: None,
+            since: filter.since.map(stored_precision),
+            until: filter.until.map(stored_precision),
+            ..filter.clone()
+        };
+        Ok(self.store.event_errors(program, &filter).await?)
     }
 
     pub async fn get_event(&self, program: &ProgramId, id: &EventId) -> Result<LogEntry> {

@@ -227,7 +227,7 @@ impl Engine {
     }
 
     /// What a refund would take back: decided as a store decides it, on what is stored now.
-    async fn simulate_refund(
+    pub(super) async fn simulate_refund(
         &self,
         program: &ProgramId,
         connector_id: &ConnectorId,

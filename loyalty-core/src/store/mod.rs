@@ -15,12 +15,13 @@
 use crate::connector::Connector;
 use crate::error::StoreError;
 use crate::event::{CanonicalEvent, Refund};
-use crate::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
+use crate::ids::{ConnectorId, EventId, MemberId, ProgramId, ReplayId, RuleId};
 use crate::ledger::{
-    ActivityItem, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
+    ActivityItem, ErrorGroup, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
 };
 use crate::member::{Identifier, Member};
 use crate::program::{PointsExpiry, Program};
+use crate::replay::{ReplayApplied, ReplayChange, ReplayReader, ReplayRecord, ReplayScope};
 use crate::rules::{Rule, RuleSet, Usage, UsageKey};
 use async_trait::async_trait;
 
@@ -251,4 +252,38 @@ pub trait Store: Send + Sync + Debug {
         program: &ProgramId,
         connector: &ConnectorId,
     ) -> StoreResult<PurgeCounts>;
+
+    /// The rejected and ignored items the filter keeps (its connector, time and test flag;
+    /// not its status or member), grouped as [`ErrorGroup::group`] says, largest first.
+    async fn event_errors(
+        &self,
+        program: &ProgramId,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<ErrorGroup>>;
+
+    /// How many logged items a replay of `scope` reads.
+    async fn replay_count(&self, scope: &ReplayScope) -> StoreResult<u64>;
+
+    /// The logged items of `scope` in event-time order ([`ReplayScope::order_key`]), pages of
+    /// at most `page_size`: a replay never holds the log whole.
+    async fn replay_reader(
+        &self,
+        scope: &ReplayScope,
+        page_size: usize,
+    ) -> StoreResult<Box<dyn ReplayReader>>;
+
+    /// Under the member's lock, at most once per (replay, event), also under concurrency and
+    /// across processes: reverses what is left of the event's awards and awards
+    /// `change.awards`, both with the replay's reason, with their usage and the balance.
+    async fn apply_replay_change(&self, change: ReplayChange) -> StoreResult<ReplayApplied>;
+
+    /// Inserts or replaces a replay job's record (by program and id).
+    async fn put_replay(&self, record: &ReplayRecord) -> StoreResult<()>;
+    async fn get_replay(
+        &self,
+        program: &ProgramId,
+        id: &ReplayId,
+    ) -> StoreResult<Option<ReplayRecord>>;
+    /// Every program's replays still `running` (after a restart: to resume).
+    async fn running_replays(&self) -> StoreResult<Vec<ReplayRecord>>;
 }

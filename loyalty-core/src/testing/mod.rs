@@ -11,11 +11,13 @@ mod ingest;
 mod points;
 mod reads;
 mod refunds;
+mod replays;
 
 pub use ingest::*;
 pub use points::*;
 pub use reads::*;
 pub use refunds::*;
+pub use replays::*;
 
 use crate::clock::FixedClock;
 use crate::connector::ConnectorSpec;
@@ -61,7 +63,13 @@ macro_rules! store_conformance_suite {
             expired_points_leave_the_balance_and_the_sweep_writes_them_once,
             pending_points_are_spendable_after_their_delay,
             refunds_reverse_what_the_purchase_earned,
-            concurrent_refunds_never_reverse_more_than_was_earned
+            concurrent_refunds_never_reverse_more_than_was_earned,
+            event_errors_are_grouped_by_code_and_path,
+            dry_runs_report_and_store_nothing,
+            applied_replays_change_things_once,
+            backtests_of_draft_rules_replace_awards_once,
+            concurrent_replays_of_one_day_award_once,
+            cancelled_replays_stop
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

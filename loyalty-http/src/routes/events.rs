@@ -1,6 +1,7 @@
 //! `/v1/programs/{pid}/events`: the event log.
 
 use super::members::limit_of;
+use super::Items;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{query_flag, query_value, AdminQuery, PathIds, ProgramAdmin};
 use crate::AppState;
@@ -9,7 +10,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use loyalty_core::ids::{ConnectorId, EventId, MemberId};
-use loyalty_core::ledger::{EventFilter, ItemStatus, LogEntry, Page};
+use loyalty_core::ledger::{ErrorGroup, EventFilter, ItemStatus, LogEntry, Page};
 use serde::Deserialize;
 
 /// Says where an admin read that may be a little stale came from: `replica` (it may lag the
@@ -72,6 +73,23 @@ pub(crate) async fn list(
         )
         .await?;
     Ok((read_from(&state), Json(page)))
+}
+
+/// `GET …/events/errors`: the quarantine, grouped.
+pub(crate) async fn errors(
+    State(state): State<AppState>,
+    ProgramAdmin(program_id): ProgramAdmin,
+    AdminQuery(pairs): AdminQuery,
+) -> ApiResult<Json<Items<ErrorGroup>>> {
+    let filter = EventFilter {
+        connector_id: query_value(&pairs, "connectorId")?.map(ConnectorId::new),
+        since: time_of(&pairs, "from")?,
+        until: time_of(&pairs, "to")?,
+        test: query_flag(&pairs, "test")?,
+        ..Default::default()
+    };
+    let groups = state.engine.event_errors(&program_id, &filter).await?;
+    Ok(Json(Items::new(groups)))
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@ mod members;
 mod ops;
 mod points;
 mod programs;
+mod replays;
 mod rules;
 
 use crate::error::ApiError;
@@ -126,7 +127,11 @@ pub static ROUTES: &[RouteDoc] = &[
     route!("post" "/v1/programs/{programId}/members/{memberId}/adjustments", "adjustPoints", "Add or remove points by hand, with a reason; an idempotency key makes a retry harmless", Program, &[], Some("AdjustmentSpec"), 201, Some(("Adjustment", JSON)), points::adjust),
     route!("post" "/v1/programs/{programId}/events/{eventId}/reverse", "reverseEvent", "Take back an accepted event's awards: all that is left, or some points in proportion", Program, &[], Some("ReversalSpec"), 200, Some(("Reversal", JSON)), points::reverse),
     route!("get" "/v1/programs/{programId}/events", "listEvents", "The event log, newest first", Program, &[query("connectorId", STRING, "only this connector's events"), query("status", STATUS, "only items of this status"), query("memberId", STRING, "only this member's events"), query("since", DATE_TIME, "received at or after"), query("until", DATE_TIME, "received before"), query("test", FLAG, "only test (true) or live (false) events"), PAGE[0], PAGE[1]], None, 200, Some(("EventPage", JSON)), events::list),
+    route!("get" "/v1/programs/{programId}/events/errors", "eventErrors", "The rejected and ignored items grouped by status, code and path, largest first: what to fix before a replay", Program, &[query("connectorId", STRING, "only this connector's items"), query("from", DATE_TIME, "received at or after"), query("to", DATE_TIME, "received before"), query("test", FLAG, "only test (true) or live (false) items")], None, 200, Some(("EventErrors", JSON)), events::errors),
     route!("get" "/v1/programs/{programId}/events/{eventId}", "getEvent", "One logged event with its trace", Program, &[], None, 200, Some(("Event", JSON)), events::read),
+    route!("post" "/v1/programs/{programId}/replays", "createReplay", "Replay a connector's logged items through the current or a draft mapping and rules: a dry run, or applied exactly once; runs in the background", Program, &[], Some("ReplaySpec"), 202, Some(("Replay", JSON)), replays::create),
+    route!("get" "/v1/programs/{programId}/replays/{replayId}", "getReplay", "A replay's state, progress and report", Program, &[], None, 200, Some(("Replay", JSON)), replays::read),
+    route!("delete" "/v1/programs/{programId}/replays/{replayId}", "cancelReplay", "Cancel a running replay (what an applied one changed so far stays, each change whole)", Program, &[], None, 200, Some(("Replay", JSON)), replays::cancel),
     route!("post" "/v1/incoming/{connectorId}", "ingest", "Send one event (an object) or a bulk (an array)", Connector, &[query("test", FLAG, "store the events as test data")], Some("IngestBody"), 200, Some(("IngestResponse", JSON)), with |filter| on(filter, ingest::ingest).layer(ingest::cors())),
     route!("options" "/v1/incoming/{connectorId}", "ingestPreflight", "CORS preflight for browsers (any origin), answered by the CORS layer", Public, &[], None, 200, None, with |filter| on(filter, ingest::preflight).layer(ingest::cors())),
     route!("get" "/healthz", "health", "Liveness", Public, &[], None, 200, Some(("Health", JSON)), ops::health),

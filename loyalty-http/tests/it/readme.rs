@@ -84,6 +84,17 @@ async fn the_readme_tour_works_word_for_word() {
     // back half its points, rounded down.
     assert!(stdout.contains("\"points\":59,\"awards\""), "{stdout}");
     assert!(stdout.contains("\"points\":-29,\"reversed\""), "{stdout}");
+    // The mapping fix: the rejected item grouped in the quarantine, then a dry run and an
+    // applied replay that gives Cy her 10 points.
+    assert!(
+        stdout.contains(
+            "\"status\":\"rejected\",\"code\":\"validation_failed\",\"path\":\"/payload/counters/0/value\",\"count\":1"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"applied\":false"), "{stdout}");
+    assert!(stdout.contains("\"applied\":true"), "{stdout}");
+    assert!(stdout.contains("\"balance\":10,"), "{stdout}");
     assert!(
         !stdout.contains("\"status\":4"),
         "no error answers: {stdout}"
