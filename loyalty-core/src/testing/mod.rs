@@ -65,6 +65,7 @@ macro_rules! store_conformance_suite {
             refunds_reverse_what_the_purchase_earned,
             concurrent_refunds_never_reverse_more_than_was_earned
         );
+        $crate::store_feed_conformance_suite!($make);
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {
         $(
