@@ -12,4 +12,5 @@ mod isolation;
 mod operability;
 mod points;
 mod readme;
+mod stream;
 mod templates;
