@@ -673,7 +673,7 @@ fn rss_kb(pid: u32) -> Option<u64> {
 
 fn stream_p(latency: &std::sync::Mutex<Histogram<u64>>, quantile: f64) -> Option<f64> {
     let latency = latency.lock().ok()?;
-    (latency.len() > 0).then(|| latency.value_at_quantile(quantile) as f64 / 1000.0)
+    (!latency.is_empty()).then(|| latency.value_at_quantile(quantile) as f64 / 1000.0)
 }
 
 /// Opens the stream on a raw socket and never reads: the server's writes to it fill the
