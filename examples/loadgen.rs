@@ -7,6 +7,10 @@
 //! (`--mode bulk`). Every event has its own `eventId`, and the members cycle through
 //! `--members` e-mail addresses. The payload is `benches/payload.json`, timestamped now.
 //!
+//! With `--stream-clients N`, N connections read the program's live stream during the load
+//! (each event's delivery time, from the server's `receivedAt` to the reader, is measured);
+//! with `--stalled-stream-clients N`, N connections open it and never read.
+//!
 //! Every second a progress line goes to stderr; at the end one JSON line goes to stdout:
 //! events/s, requests/s, latency percentiles in ms, errors, and the server's RSS at the start
 //! and the end when `--server-pid` is given.
@@ -108,6 +112,13 @@ struct Args {
     /// A label copied into the result line.
     #[arg(long, default_value = "")]
     label: String,
+    /// Connections reading the program's live stream during the load (the delivery latency
+    /// is measured from each event's `receivedAt` to its arrival at the reader).
+    #[arg(long, default_value_t = 0)]
+    stream_clients: usize,
+    /// Connections that open the live stream and never read from it.
+    #[arg(long, default_value_t = 0)]
+    stalled_stream_clients: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -147,10 +158,40 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .to_owned();
     let base = args.url.trim_end_matches('/').to_owned();
     let secret = format!("lg-secret-{}", Utc::now().timestamp_micros());
-    let connector = match args.target {
-        Target::Bare => "bare".to_owned(),
+    let (program, connector) = match args.target {
+        Target::Bare => (String::new(), "bare".to_owned()),
         Target::Engine => set_up(&base, &args, &secret).await?,
     };
+    let stream_latency = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let stream_messages = Arc::new(AtomicU64::new(0));
+    let stream_ended = Arc::new(AtomicU64::new(0));
+    if args.stream_clients + args.stalled_stream_clients > 0 {
+        let root = args.admin_token.clone().unwrap_or_default();
+        let path = format!(
+            "{}/v1/programs/{program}/stream",
+            uri.path().trim_end_matches('/')
+        );
+        for _ in 0..args.stalled_stream_clients {
+            stalled_stream(&authority, &path, &root).await?;
+        }
+        for _ in 0..args.stream_clients {
+            let stream = StreamReader {
+                authority: authority.clone(),
+                path: path.clone(),
+                token: root.clone(),
+                latency: stream_latency.clone(),
+                messages: stream_messages.clone(),
+                ended: stream_ended.clone(),
+            };
+            tokio::spawn(stream.run());
+        }
+        eprintln!(
+            "{} stream clients reading, {} stream clients never reading",
+            args.stream_clients, args.stalled_stream_clients
+        );
+    }
     let path = format!(
         "{}/v1/incoming/{connector}",
         uri.path().trim_end_matches('/')
@@ -276,6 +317,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "server_rss_kb_setup": rss_at_setup,
         "server_rss_kb_start": rss_start,
         "server_rss_kb_end": rss_end,
+        "stream_clients": args.stream_clients,
+        "stalled_stream_clients": args.stalled_stream_clients,
+        "stream_messages": stream_messages.load(Ordering::Relaxed),
+        "streams_ended": stream_ended.load(Ordering::Relaxed),
+        "stream_p50_ms": stream_p(&stream_latency, 0.50),
+        "stream_p99_ms": stream_p(&stream_latency, 0.99),
     });
     println!("{result}");
     Ok(())
@@ -283,7 +330,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Creates a program, the seed connector with `args.auth` and the seed rule; returns the
 /// connector's id.
-async fn set_up(base: &str, args: &Args, secret: &str) -> anyhow::Result<String> {
+async fn set_up(base: &str, args: &Args, secret: &str) -> anyhow::Result<(String, String)> {
     let root = args
         .admin_token
         .as_deref()
@@ -371,7 +418,7 @@ async fn set_up(base: &str, args: &Args, secret: &str) -> anyhow::Result<String>
         "set up program {program_id}, connector {connector_id} ({:?} auth), seed rule",
         args.auth
     );
-    Ok(connector_id)
+    Ok((program_id, connector_id))
 }
 
 #[derive(Debug, Default)]
@@ -622,4 +669,88 @@ fn rss_kb(pid: u32) -> Option<u64> {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kb| kb.parse().ok())
+}
+
+fn stream_p(latency: &std::sync::Mutex<Histogram<u64>>, quantile: f64) -> Option<f64> {
+    let latency = latency.lock().ok()?;
+    (!latency.is_empty()).then(|| latency.value_at_quantile(quantile) as f64 / 1000.0)
+}
+
+/// Opens the stream on a raw socket and never reads: the server's writes to it fill the
+/// socket's buffers, then wait.
+async fn stalled_stream(authority: &str, path: &str, token: &str) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut socket = tokio::net::TcpStream::connect(authority).await?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await?;
+    // Kept open, unread, until the process exits.
+    std::mem::forget(socket);
+    Ok(())
+}
+
+/// One stream client that reads as fast as it can and measures, for each logged event, the
+/// time from the server's `receivedAt` to the message's arrival.
+struct StreamReader {
+    authority: String,
+    path: String,
+    token: String,
+    latency: Arc<std::sync::Mutex<Histogram<u64>>>,
+    messages: Arc<AtomicU64>,
+    ended: Arc<AtomicU64>,
+}
+
+impl StreamReader {
+    async fn run(self) {
+        if let Err(error) = self.read().await {
+            eprintln!("a stream client failed: {error}");
+        }
+        self.ended.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn read(&self) -> anyhow::Result<()> {
+        let socket = tokio::net::TcpStream::connect(&self.authority).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(socket)).await?;
+        tokio::spawn(connection);
+        let request = Request::get(self.path.as_str())
+            .header(HOST, self.authority.as_str())
+            .header("authorization", format!("Bearer {}", self.token))
+            .body(Full::new(Bytes::new()))?;
+        let mut body = sender.send_request(request).await?.into_body();
+        let mut pending = String::new();
+        let marker = "\"receivedAt\":\"";
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            let now = Utc::now();
+            pending.push_str(&String::from_utf8_lossy(&data));
+            while let Some(end) = pending.find("\n\n") {
+                let message: String = pending.drain(..end + 2).collect();
+                if message.starts_with(':') {
+                    continue;
+                }
+                self.messages.fetch_add(1, Ordering::Relaxed);
+                if !message.contains("event: event") {
+                    continue;
+                }
+                let Some(at) = message.find(marker) else {
+                    continue;
+                };
+                let rest = &message[at + marker.len()..];
+                let Some(text) = rest.split('"').next() else {
+                    continue;
+                };
+                if let Ok(received) = chrono::DateTime::parse_from_rfc3339(text) {
+                    let micros = (now - received.with_timezone(&Utc)).num_microseconds();
+                    if let (Some(micros), Ok(mut latency)) = (micros, self.latency.lock()) {
+                        let _ = latency.record(micros.max(1) as u64);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -491,3 +491,135 @@ async fn replays_apply_once_across_processes_and_a_kill() {
     assert_eq!(balances.len(), 50);
     assert!(balances.values().all(|b| *b == 300), "{balances:?}");
 }
+
+/// The SSE messages of a stream response: (id, event, data), comments skipped.
+struct Sse {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Sse {
+    async fn open(base: &str, token: &str, pid: &str, last: Option<&str>) -> Self {
+        let mut request = reqwest::Client::new()
+            .get(format!("{base}/v1/programs/{pid}/stream"))
+            .bearer_auth(token);
+        if let Some(last) = last {
+            request = request.header("last-event-id", last);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> (i64, String, Value) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = Some(v.parse().unwrap());
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        event = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                    }
+                }
+                if let Some(id) = id {
+                    return (id, event, serde_json::from_str(&data).unwrap());
+                }
+                assert!(event.is_empty(), "unexpected {event}: {data}");
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(60), self.response.chunk())
+                .await
+                .expect("a stream message within a minute")
+                .unwrap()
+                .expect("the stream goes on");
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+/// A stream on one server process sees everything committed through the other, once, in
+/// commit order per member; a reconnection to the other server with Last-Event-ID gets
+/// exactly the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_on_one_server_sees_what_the_other_commits() {
+    let url = fresh_database("stream").await;
+    let one = Server::start(&url);
+    let two = Server::start(&url);
+    let client = reqwest::Client::new();
+    let (pid, token, cid) = setup(&client, &one.base, json!([])).await;
+    let mut stream = Sse::open(&two.base, &token, &pid, None).await;
+    let members = ["ann", "bob", "cid", "dee", "eve"];
+    let mut tasks = Vec::new();
+    for task in 0..4 {
+        let (client, base, cid) = (client.clone(), one.base.clone(), cid.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..25 {
+                // Every item twice across tasks: duplicates are logged, awarded once.
+                let items: Vec<Value> = members
+                    .iter()
+                    .map(|m| {
+                        article(
+                            &format!("{}-{round}-{m}", task % 2),
+                            &format!("{m}@example.com"),
+                        )
+                    })
+                    .collect();
+                let response = client
+                    .post(format!("{base}/v1/incoming/{cid}?token=s3cret-token"))
+                    .json(&items)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.status().is_success());
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let logged = all_events(&client, &one.base, &token, &pid).await;
+    assert_eq!(logged.len(), 4 * 25 * members.len());
+    let awards = logged.iter().filter(|e| e["status"] == "accepted").count();
+    assert_eq!(awards, 2 * 25 * members.len());
+
+    let mut received = Vec::new();
+    while received.len() < logged.len() + awards {
+        received.push(stream.next().await);
+    }
+    let ids: Vec<i64> = received.iter().map(|(id, _, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow");
+    let mut events_seen = std::collections::HashSet::new();
+    let mut balances: HashMap<String, Vec<i64>> = HashMap::new();
+    for (_, kind, data) in &received {
+        match kind.as_str() {
+            "event" => assert!(events_seen.insert(data["id"].as_str().unwrap().to_owned())),
+            "ledger" => balances
+                .entry(data["memberId"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(data["balance"].as_i64().unwrap()),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(events_seen.len(), logged.len(), "every event once");
+    assert_eq!(balances.len(), members.len());
+    let expected: Vec<i64> = (1..=50).map(|n| n * 10).collect();
+    for (member, seen) in &balances {
+        assert_eq!(seen, &expected, "{member}'s awards in commit order");
+    }
+
+    // Reconnect to the other process from the middle: exactly the rest.
+    let middle = received.len() / 2;
+    let last = received[middle].0.to_string();
+    let mut resumed = Sse::open(&one.base, &token, &pid, Some(&last)).await;
+    for expected in &received[middle + 1..] {
+        let got = resumed.next().await;
+        assert_eq!((got.0, &got.1), (expected.0, &expected.1));
+    }
+}

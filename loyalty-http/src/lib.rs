@@ -30,6 +30,7 @@ pub mod openapi;
 mod replays;
 mod request_log;
 mod routes;
+pub mod stream;
 
 use axum::Router;
 use loyalty_core::secret::TokenHash;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The replays this process runs.
     pub replays: Arc<ReplayJobs>,
+    /// The live stream's hubs (one per program with clients).
+    pub streams: Arc<stream::StreamHubs>,
     rate_limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
 }
 
@@ -96,6 +99,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             replays: Arc::new(ReplayJobs::default()),
+            streams: Arc::new(stream::StreamHubs::default()),
             rate_limiter,
         }
     }
@@ -127,13 +131,18 @@ pub fn router(state: AppState) -> Router {
     routes::router(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight
-/// finish. The runtime it runs on: see [`router`].
+/// Serves the API on `listener` until `shutdown` completes, then ends the live streams and
+/// lets other requests in flight finish. The runtime it runs on: see [`router`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let streams = Arc::clone(&state.streams);
+    let shutdown = async move {
+        shutdown.await;
+        streams.close_all();
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

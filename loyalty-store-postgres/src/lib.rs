@@ -98,6 +98,7 @@
 
 mod commit;
 mod error;
+mod feed;
 mod hosts;
 mod points;
 mod purge;
@@ -114,6 +115,7 @@ use commit::{Job, Queue};
 use hosts::{DatabaseUrl, Target};
 use loyalty_core::connector::Connector;
 use loyalty_core::error::StoreError;
+use loyalty_core::feed::{ChangePage, FeedPosition, FeedSignal};
 use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId, ReplayId, RuleId};
 use loyalty_core::ledger::{
     ActivityItem, ErrorGroup, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
@@ -190,6 +192,7 @@ pub struct PostgresStore {
     stats: Arc<commit::Stats>,
     /// The watchers stop once every clone of the store is dropped.
     _alive: Arc<()>,
+    feed: Arc<feed::Feed>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -322,6 +325,7 @@ impl PostgresStore {
                 stats.clone(),
             ));
         }
+        let feed = Arc::new(feed::Feed::start(&pool));
         Ok(Self {
             pool,
             reads,
@@ -330,6 +334,7 @@ impl PostgresStore {
             queue: sender,
             stats,
             _alive: alive,
+            feed,
         })
     }
 
@@ -357,6 +362,32 @@ impl PostgresStore {
     /// The options the store was built with.
     pub fn options(&self) -> &PostgresOptions {
         &self.options
+    }
+
+    /// Commits a batch (see the crate documentation); the feed is told by the caller.
+    async fn commit_batch(&self, batch: CommitBatch) -> StoreResult<Vec<LogEntry>> {
+        if batch.items.iter().any(|item| item.refund.is_some()) {
+            // Refunds are rare and each needs its purchase's member locked first: one short
+            // transaction an item, outside the group commit.
+            let mut entries = Vec::with_capacity(batch.items.len());
+            for item in &batch.items {
+                let entry = self
+                    .retrying("a refund", || {
+                        points::commit_refund_item(&self.pool, &batch, item)
+                    })
+                    .await?;
+                entries.push(entry);
+            }
+            return Ok(entries);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { batch, reply })
+            .await
+            .map_err(|_| store_error(PostgresStoreError::CommitterStopped))?;
+        answer
+            .await
+            .map_err(|_| store_error(PostgresStoreError::CommitterStopped))?
     }
 
     /// What the committers did since the store was opened (counters only grow): for metrics
@@ -661,7 +692,10 @@ impl Store for PostgresStore {
             .items
             .iter()
             .any(|item| item.entry.replay_id.is_some());
-        let entries = self.commit_batch(batch).await?;
+        let program = batch.program_id.clone();
+        let committed = self.commit_batch(batch).await;
+        self.feed.committed(&program);
+        let entries = committed?;
         if replayed {
             // Items a replay processed anew: linked to it once committed.
             replay::link_replayed(&self.pool, &entries).await?;
@@ -810,24 +844,37 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
         policy: PointsExpiry,
     ) -> StoreResult<Vec<LedgerEntry>> {
-        self.retrying("an expiry", || {
-            points::write_expiry(&self.pool, program.as_str(), member, now, policy)
-        })
-        .await
+        let written = self
+            .retrying("an expiry", || {
+                points::write_expiry(&self.pool, program.as_str(), member, now, policy)
+            })
+            .await?;
+        if !written.is_empty() {
+            self.feed.committed(program);
+        }
+        Ok(written)
     }
 
     async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {
-        self.retrying("an adjustment", || {
-            points::adjust(&self.pool, adjustment.clone())
-        })
-        .await
+        let program = adjustment.entry.program_id.clone();
+        let adjusted = self
+            .retrying("an adjustment", || {
+                points::adjust(&self.pool, adjustment.clone())
+            })
+            .await?;
+        self.feed.committed(&program);
+        Ok(adjusted)
     }
 
     async fn reverse_event(&self, reversal: EventReversal) -> StoreResult<Reversed> {
-        self.retrying("a reversal", || {
-            points::reverse_event(&self.pool, reversal.clone())
-        })
-        .await
+        let program = reversal.program.clone();
+        let reversed = self
+            .retrying("a reversal", || {
+                points::reverse_event(&self.pool, reversal.clone())
+            })
+            .await?;
+        self.feed.committed(&program);
+        Ok(reversed)
     }
 
     async fn purge_test_data(
@@ -893,36 +940,27 @@ impl Store for PostgresStore {
     async fn running_replays(&self) -> StoreResult<Vec<ReplayRecord>> {
         Ok(replay::running_replays(&self.pool).await?)
     }
+
+    async fn feed_head(&self, program: &ProgramId) -> StoreResult<FeedPosition> {
+        Ok(feed::head(&self.pool, program).await?)
+    }
+
+    async fn changes_after(
+        &self,
+        program: &ProgramId,
+        after: FeedPosition,
+        member: Option<&MemberId>,
+        limit: usize,
+    ) -> StoreResult<ChangePage> {
+        Ok(feed::changes_after(&self.pool, program, after, member, limit).await?)
+    }
+
+    fn feed_signal(&self) -> FeedSignal {
+        self.feed.signal()
+    }
 }
 
 impl PostgresStore {
-    /// Commits a batch: refunds one short transaction an item, the rest through the group
-    /// commit.
-    async fn commit_batch(&self, batch: CommitBatch) -> StoreResult<Vec<LogEntry>> {
-        if batch.items.iter().any(|item| item.refund.is_some()) {
-            // Refunds are rare and each needs its purchase's member locked first: one short
-            // transaction an item, outside the group commit.
-            let mut entries = Vec::with_capacity(batch.items.len());
-            for item in &batch.items {
-                let entry = self
-                    .retrying("a refund", || {
-                        points::commit_refund_item(&self.pool, &batch, item)
-                    })
-                    .await?;
-                entries.push(entry);
-            }
-            return Ok(entries);
-        }
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job { batch, reply })
-            .await
-            .map_err(|_| store_error(PostgresStoreError::CommitterStopped))?;
-        answer
-            .await
-            .map_err(|_| store_error(PostgresStoreError::CommitterStopped))?
-    }
-
     /// Runs a short transaction again when PostgreSQL says it may (a deadlock, a
     /// serialization failure, a lost connection), as commits and purges are.
     async fn retrying<T, F, Fut>(&self, what: &'static str, mut run: F) -> StoreResult<T>

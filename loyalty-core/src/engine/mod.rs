@@ -8,6 +8,7 @@ mod allowance;
 mod cache;
 mod client_id;
 mod expiry;
+mod feed;
 mod ingest;
 mod points;
 mod queries;

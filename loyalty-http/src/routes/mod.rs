@@ -11,6 +11,7 @@ mod points;
 mod programs;
 mod replays;
 mod rules;
+mod stream;
 
 use crate::error::ApiError;
 use crate::openapi::{Access, QueryParam, RouteDoc};
@@ -44,6 +45,7 @@ const CURSOR: &str =
     r#"{"type": "string", "pattern": "^c[0-9]{1,18}$", "not": {"pattern": "\\n"}}"#;
 const FLAG: &str = r#"{"type": "string", "enum": ["true", "false", "1", "0", ""]}"#;
 const DATE_TIME: &str = r#"{"type": "string", "format": "date-time"}"#;
+const FEED_CURSOR: &str = r#"{"type": "string", "pattern": "^[0-9]{1,18}$"}"#;
 const STATUS: &str =
     r#"{"type": "string", "enum": ["accepted", "duplicate", "ignored", "rejected"]}"#;
 
@@ -132,6 +134,7 @@ pub static ROUTES: &[RouteDoc] = &[
     route!("post" "/v1/programs/{programId}/replays", "createReplay", "Replay a connector's logged items through the current or a draft mapping and rules: a dry run, or applied exactly once; runs in the background", Program, &[], Some("ReplaySpec"), 202, Some(("Replay", JSON)), replays::create),
     route!("get" "/v1/programs/{programId}/replays/{replayId}", "getReplay", "A replay's state, progress and report", Program, &[], None, 200, Some(("Replay", JSON)), replays::read),
     route!("delete" "/v1/programs/{programId}/replays/{replayId}", "cancelReplay", "Cancel a running replay (what an applied one changed so far stays, each change whole)", Program, &[], None, 200, Some(("Replay", JSON)), replays::cancel),
+    route!("get" "/v1/programs/{programId}/stream", "streamChanges", "Server-sent events: every committed ledger change and logged event, live, resumable with Last-Event-ID", Program, &[query("memberId", STRING, "only this member's changes"), query("after", FEED_CURSOR, "resume after this message id (for clients that cannot send Last-Event-ID; the header wins)")], None, 200, Some(("ChangeStream", "text/event-stream")), stream::stream),
     route!("post" "/v1/incoming/{connectorId}", "ingest", "Send one event (an object) or a bulk (an array)", Connector, &[query("test", FLAG, "store the events as test data")], Some("IngestBody"), 200, Some(("IngestResponse", JSON)), with |filter| on(filter, ingest::ingest).layer(ingest::cors())),
     route!("options" "/v1/incoming/{connectorId}", "ingestPreflight", "CORS preflight for browsers (any origin), answered by the CORS layer", Public, &[], None, 200, None, with |filter| on(filter, ingest::preflight).layer(ingest::cors())),
     route!("get" "/healthz", "health", "Liveness", Public, &[], None, 200, Some(("Health", JSON)), ops::health),

@@ -13,4 +13,5 @@ mod operability;
 mod points;
 mod readme;
 mod replays;
+mod stream;
 mod templates;
