@@ -71,6 +71,7 @@ pub mod rules;
 pub mod secret;
 pub mod store;
 pub mod templates;
+pub mod webhooks;
 #[cfg(feature = "testing")]
 pub mod testing;
 
