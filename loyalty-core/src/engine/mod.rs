@@ -7,12 +7,14 @@ mod admin;
 mod allowance;
 mod cache;
 mod client_id;
+mod dispatch;
 mod expiry;
 mod ingest;
 mod points;
 mod queries;
 mod results;
 mod simulate;
+mod webhooks;
 
 pub use allowance::{LimitAllowance, RuleAllowance};
 pub use expiry::MemberView;
@@ -108,4 +110,7 @@ impl Engine {
     pub fn now(&self) -> DateTime<Utc> {
         stored_precision(self.clock.now())
     }
+
+    /// Wakes delivery workers waiting for work (a new endpoint, a test message, a retry).
+    pub(crate) fn notify_webhook_workers(&self) {}
 }

@@ -11,11 +11,13 @@ mod ingest;
 mod points;
 mod reads;
 mod refunds;
+mod webhooks;
 
 pub use ingest::*;
 pub use points::*;
 pub use reads::*;
 pub use refunds::*;
+pub use webhooks::*;
 
 use crate::clock::FixedClock;
 use crate::connector::ConnectorSpec;
@@ -61,7 +63,14 @@ macro_rules! store_conformance_suite {
             expired_points_leave_the_balance_and_the_sweep_writes_them_once,
             pending_points_are_spendable_after_their_delay,
             refunds_reverse_what_the_purchase_earned,
-            concurrent_refunds_never_reverse_more_than_was_earned
+            concurrent_refunds_never_reverse_more_than_was_earned,
+            webhooks_round_trip_and_rotate_their_secret,
+            deliveries_move_the_cursor_once,
+            a_members_messages_go_out_one_at_a_time_in_order,
+            an_expired_lease_is_claimed_again_and_the_late_worker_records_nothing,
+            concurrent_workers_never_claim_one_delivery_twice,
+            a_manual_retry_sends_a_delivery_again,
+            deleting_an_endpoint_drops_its_deliveries
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

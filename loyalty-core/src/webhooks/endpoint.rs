@@ -86,6 +86,9 @@ pub struct Webhook {
     /// The current secret first, then old ones still in their grace period.
     pub secrets: Vec<WebhookSecret>,
     pub created_at: DateTime<Utc>,
+    /// The feed position up to which the program's changes have been turned into deliveries
+    /// (the feed's head when the endpoint was created: it gets what is committed after).
+    pub dispatch_cursor: i64,
 }
 
 /// An endpoint as answered: everything but its secrets.
@@ -109,6 +112,7 @@ impl WebhookSpec {
         program: &ProgramId,
         allow_private: bool,
         now: DateTime<Utc>,
+        dispatch_cursor: i64,
     ) -> Result<(Webhook, Option<Secret>)> {
         let url = TargetUrl::parse(&self.url).map_err(|message| Error::Invalid {
             path: "/url".into(),
@@ -132,6 +136,7 @@ impl WebhookSpec {
                 expires_at: None,
             }],
             created_at: now,
+            dispatch_cursor,
         };
         Ok((webhook, generated))
     }
