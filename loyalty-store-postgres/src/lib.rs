@@ -89,6 +89,7 @@ mod error;
 mod points;
 mod purge;
 mod rows;
+mod webhooks;
 
 pub use commit::CommitStats;
 pub use error::PostgresStoreError;
@@ -98,7 +99,10 @@ use chrono::{DateTime, Utc};
 use commit::{Job, Queue};
 use loyalty_core::connector::Connector;
 use loyalty_core::error::StoreError;
-use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
+use loyalty_core::ids::{ConnectorId, EventId, MemberId, MessageId, ProgramId, RuleId, WebhookId};
+use loyalty_core::webhooks::{
+    Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook,
+};
 use loyalty_core::ledger::{
     ActivityItem, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
 };
@@ -747,6 +751,77 @@ impl Store for PostgresStore {
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+
+    async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        Ok(webhooks::put_webhook(&self.pool, webhook).await?)
+    }
+
+    async fn get_webhook(
+        &self,
+        program: &ProgramId,
+        id: &WebhookId,
+    ) -> StoreResult<Option<Webhook>> {
+        Ok(webhooks::get_webhook(&self.pool, program, id).await?)
+    }
+
+    async fn list_webhooks(&self, program: Option<&ProgramId>) -> StoreResult<Vec<Webhook>> {
+        Ok(webhooks::list_webhooks(&self.pool, program).await?)
+    }
+
+    async fn delete_webhook(&self, program: &ProgramId, id: &WebhookId) -> StoreResult<bool> {
+        Ok(webhooks::delete_webhook(&self.pool, program, id).await?)
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        webhook: &WebhookId,
+        cursor: Option<(i64, i64)>,
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<bool> {
+        self.retrying("enqueue deliveries", || {
+            webhooks::enqueue(&self.pool, webhook, cursor, deliveries)
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        Ok(webhooks::claim(&self.pool, now, lease_until, limit).await?)
+    }
+
+    async fn record_attempt(
+        &self,
+        delivery: &MessageId,
+        lease: &str,
+        attempt: &Attempt,
+        state: DeliveryState,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        Ok(webhooks::record(&self.pool, delivery, lease, attempt, state, next_attempt_at).await?)
+    }
+
+    async fn list_deliveries(
+        &self,
+        program: &ProgramId,
+        webhook: &WebhookId,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        Ok(webhooks::list(&self.pool, program, webhook, page).await?)
+    }
+
+    async fn retry_delivery(
+        &self,
+        program: &ProgramId,
+        webhook: &WebhookId,
+        id: &MessageId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Delivery>> {
+        Ok(webhooks::retry(&self.pool, program, webhook, id, now).await?)
     }
 }
 

@@ -6,7 +6,7 @@ use super::endpoint::Webhook;
 use super::schedule::RetrySchedule;
 use crate::ids::{MemberId, MessageId, ProgramId, WebhookId};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The longest error text kept with an attempt, in bytes.
@@ -38,13 +38,13 @@ impl DeliveryState {
 
 /// One attempt: when, and what came back (an HTTP status) or what went wrong before any
 /// answer (a refused target, a timeout, a connection error).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
     pub at: DateTime<Utc>,
     /// The receiver's HTTP status; `null` when there was no answer.
     pub status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub duration_ms: u64,
 }
