@@ -60,6 +60,7 @@ pub mod connector;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod feed;
 pub mod ids;
 pub mod ledger;
 pub mod lots;

@@ -4,10 +4,18 @@
 //! item is atomic and isolated by construction, which makes this store the reference the
 //! PostgreSQL store is checked against (both pass `loyalty_core::testing`). Nothing survives a
 //! restart.
+//!
+//! The change feed is the log itself: a change's position is its `seq` (one counter for
+//! events and ledger entries, handed out under the lock, so in commit order), and the feed
+//! keeps everything the log keeps (the process's life; a purge of test data removes its
+//! changes from the feed as from the log).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use loyalty_core::connector::Connector;
+use loyalty_core::feed::{
+    Change, ChangeBody, ChangePage, FeedPosition, FeedSignal, LedgerChange, LoggedEvent,
+};
 use loyalty_core::ids::{
     ConnectorId, EventId, LedgerEntryId, MemberId, MessageId, ProgramId, RuleId, WebhookId,
 };
@@ -51,6 +59,8 @@ mod webhooks;
 pub struct MemoryStore {
     state: Mutex<State>,
     webhooks: Mutex<webhooks::WebhookState>,
+    /// Raised after every write, once the lock is released.
+    feed: FeedSignal,
 }
 
 #[derive(Debug, Default)]
@@ -287,6 +297,85 @@ impl State {
             })
     }
 
+    /// The feed after `after`: the log's events and ledger entries of the program (or of the
+    /// member) by position, each ledger entry with the member's points just after it.
+    fn changes_after(
+        &self,
+        program: &ProgramId,
+        after: FeedPosition,
+        member: Option<&MemberId>,
+        limit: usize,
+    ) -> Vec<Change> {
+        let positions: Vec<i64> = match member {
+            Some(member) => {
+                let ours = self
+                    .members
+                    .get(member)
+                    .is_some_and(|m| m.program_id == *program);
+                let positions = self.activity.get(member).filter(|_| ours);
+                positions.map_or_else(Vec::new, |positions| {
+                    let start = positions.partition_point(|p| *p <= after);
+                    positions[start..].iter().take(limit).copied().collect()
+                })
+            }
+            None => {
+                let mut events = self
+                    .events
+                    .range(after + 1..)
+                    .filter(|(_, e)| e.program_id == *program)
+                    .map(|(p, _)| *p)
+                    .peekable();
+                let mut ledger = self
+                    .ledger
+                    .range(after + 1..)
+                    .filter(|(_, l)| l.program_id == *program)
+                    .map(|(p, _)| *p)
+                    .peekable();
+                let mut merged = Vec::new();
+                while merged.len() < limit {
+                    let next = match (events.peek(), ledger.peek()) {
+                        (Some(e), Some(l)) if e < l => events.next(),
+                        (Some(_), Some(_)) | (None, Some(_)) => ledger.next(),
+                        (Some(_), None) => events.next(),
+                        (None, None) => None,
+                    };
+                    let Some(next) = next else { break };
+                    merged.push(next);
+                }
+                merged
+            }
+        };
+        let expiry = self.programs.get(program).and_then(|p| p.points_expiry);
+        let mut ledgers: HashMap<MemberId, Vec<LedgerEntry>> = HashMap::default();
+        let mut changes = Vec::with_capacity(positions.len());
+        for position in positions {
+            let (test, body) = if let Some(event) = self.events.get(&position) {
+                (
+                    event.test,
+                    ChangeBody::Event(LoggedEvent(Arc::clone(event))),
+                )
+            } else if let Some(line) = self.ledger.get(&position) {
+                let entries = ledgers
+                    .entry(line.member_id.clone())
+                    .or_insert_with(|| self.member_entries(&line.member_id));
+                let Ok(index) = entries.binary_search_by_key(&position, |e| e.seq) else {
+                    continue;
+                };
+                let change = LedgerChange::of_entry(entries, index, expiry);
+                (line.test, ChangeBody::Ledger(Arc::new(change)))
+            } else {
+                continue;
+            };
+            changes.push(Change {
+                position,
+                program_id: program.clone(),
+                test,
+                body,
+            });
+        }
+        changes
+    }
+
     fn balance(&self, member: &MemberId) -> i64 {
         self.members.get(member).map_or(0, |m| m.balance)
     }
@@ -448,6 +537,7 @@ impl Store for MemoryStore {
                 stored.push(state.commit_item(&batch, item));
             }
         }
+        self.feed.notify();
         // Copied for the caller outside the lock: the other requests' commits need not wait
         // for it.
         Ok(stored.iter().map(|entry| LogEntry::clone(entry)).collect())
@@ -503,7 +593,12 @@ impl Store for MemoryStore {
             return Ok(Vec::new());
         }
         let expired = expiry_entries(&state.member_entries(member), now, policy);
-        Ok(expired.into_iter().map(|e| state.append(e)).collect())
+        let written: Vec<LedgerEntry> = expired.into_iter().map(|e| state.append(e)).collect();
+        drop(state);
+        if !written.is_empty() {
+            self.feed.notify();
+        }
+        Ok(written)
     }
 
     async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {
@@ -538,6 +633,8 @@ impl Store for MemoryStore {
             state.adjustment_keys.insert(key, entry.seq);
         }
         let balance = state.balance(&entry.member_id);
+        drop(state);
+        self.feed.notify();
         Ok(Adjusted::Created { entry, balance })
     }
 
@@ -569,6 +666,8 @@ impl Store for MemoryStore {
         apply_usage(state.usage.entry(member.clone()).or_default(), &freed);
         let entries: Vec<LedgerEntry> = entries.into_iter().map(|e| state.append(e)).collect();
         let balance = state.balance(&member);
+        drop(state);
+        self.feed.notify();
         Ok(Reversed::Done { entries, balance })
     }
 
@@ -751,6 +850,28 @@ impl Store for MemoryStore {
             }
         }
         Ok(counts)
+    }
+
+    async fn feed_head(&self, _program: &ProgramId) -> StoreResult<FeedPosition> {
+        // Positions are shared by all programs: the last one handed out is a valid head.
+        Ok(self.lock().next_position)
+    }
+
+    async fn changes_after(
+        &self,
+        program: &ProgramId,
+        after: FeedPosition,
+        member: Option<&MemberId>,
+        limit: usize,
+    ) -> StoreResult<ChangePage> {
+        Ok(ChangePage {
+            changes: self.lock().changes_after(program, after, member, limit),
+            missed: false,
+        })
+    }
+
+    fn feed_signal(&self) -> FeedSignal {
+        self.feed.clone()
     }
 
     async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {

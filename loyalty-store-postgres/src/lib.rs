@@ -99,6 +99,7 @@ use chrono::{DateTime, Utc};
 use commit::{Job, Queue};
 use loyalty_core::connector::Connector;
 use loyalty_core::error::StoreError;
+use loyalty_core::feed::{ChangePage, FeedPosition, FeedSignal};
 use loyalty_core::ids::{ConnectorId, EventId, MemberId, MessageId, ProgramId, RuleId, WebhookId};
 use loyalty_core::webhooks::{
     Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook,
@@ -751,6 +752,28 @@ impl Store for PostgresStore {
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+
+    async fn feed_head(&self, _program: &ProgramId) -> StoreResult<FeedPosition> {
+        Err(StoreError::new(
+            "the change feed is not kept by the PostgreSQL store yet",
+        ))
+    }
+
+    async fn changes_after(
+        &self,
+        _program: &ProgramId,
+        _after: FeedPosition,
+        _member: Option<&MemberId>,
+        _limit: usize,
+    ) -> StoreResult<ChangePage> {
+        Err(StoreError::new(
+            "the change feed is not kept by the PostgreSQL store yet",
+        ))
+    }
+
+    fn feed_signal(&self) -> FeedSignal {
+        FeedSignal::new()
     }
 
     async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {

@@ -9,6 +9,7 @@ mod cache;
 mod client_id;
 mod dispatch;
 mod expiry;
+mod feed;
 mod ingest;
 mod points;
 mod queries;

@@ -15,6 +15,7 @@
 use crate::connector::Connector;
 use crate::error::StoreError;
 use crate::event::{CanonicalEvent, Refund};
+use crate::feed::{ChangePage, FeedPosition, FeedSignal};
 use crate::ids::{ConnectorId, EventId, MemberId, MessageId, ProgramId, RuleId, WebhookId};
 use crate::webhooks::{Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook};
 use crate::ledger::{
@@ -252,6 +253,26 @@ pub trait Store: Send + Sync + Debug {
         program: &ProgramId,
         connector: &ConnectorId,
     ) -> StoreResult<PurgeCounts>;
+
+    /// The position of the program's newest change (0 if none): where a reader that wants
+    /// only what comes next starts.
+    async fn feed_head(&self, program: &ProgramId) -> StoreResult<FeedPosition>;
+
+    /// Up to `limit` of the program's changes after position `after` (of one member if
+    /// given), in position order: every committed ledger entry and logged event once, a
+    /// member's in the order they were committed. Ledger changes carry the member's points
+    /// just after the entry ([`crate::feed::LedgerChange::of_entry`]).
+    async fn changes_after(
+        &self,
+        program: &ProgramId,
+        after: FeedPosition,
+        member: Option<&MemberId>,
+        limit: usize,
+    ) -> StoreResult<ChangePage>;
+
+    /// Raised after changes are committed (by this process, and for a shared database by
+    /// any process), so that feed readers can wait instead of polling.
+    fn feed_signal(&self) -> FeedSignal;
 
     // ---- outbound webhooks ------------------------------------------------------------------
 

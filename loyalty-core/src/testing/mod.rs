@@ -7,12 +7,14 @@
 //! loyalty_core::store_conformance_suite!(new_store);
 //! ```
 
+mod feed;
 mod ingest;
 mod points;
 mod reads;
 mod refunds;
 mod webhooks;
 
+pub use feed::*;
 pub use ingest::*;
 pub use points::*;
 pub use reads::*;
@@ -80,6 +82,18 @@ macro_rules! store_conformance_suite {
                 $crate::testing::$name($make().await).await;
             }
         )*
+    };
+}
+
+/// The change feed's behaviours (part of [`store_conformance_suite!`]).
+#[macro_export]
+macro_rules! store_feed_conformance_suite {
+    ($make:path) => {
+        $crate::store_conformance_suite!(@tests $make;
+            the_feed_has_every_change_once_in_commit_order,
+            the_feed_follows_commit_order_per_member_under_concurrency,
+            a_subscription_gets_what_is_committed_after_it
+        );
     };
 }
 

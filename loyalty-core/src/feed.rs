@@ -1,0 +1,272 @@
+//! The change feed: every committed change of a program (a ledger entry, a logged event), in
+//! commit order per member, each with a **position**, the cursor a reader resumes from.
+//!
+//! Stores keep the feed durably (PostgreSQL: a table written in the same transaction as the
+//! change, numbered by a sequencer once committed, kept at least
+//! [`FEED_RETENTION_MINUTES`]) or for the process's life (the memory store: its log). A
+//! reader asks for the changes after its cursor ([`crate::store::Store::changes_after`]) and,
+//! when it has caught up, waits on the store's [`FeedSignal`], which the store raises after
+//! every commit (PostgreSQL: after any process's commit). [`crate::Engine::subscribe`] wraps
+//! that loop into a stream for embedders; the HTTP layer's stream route shares one reader per
+//! program among its clients.
+//!
+//! What a change says is the stream's message, serialized as the HTTP API documents it:
+//! a ledger change is `{memberId, entry, balance, pending}` (the member's spendable balance
+//! and pending points just after the entry, at the entry's time, from the ledger up to and
+//! including it); an event change is the event-log item without its `raw` payload.
+//! Purging test data emits nothing: the purged changes simply disappear from the feed.
+
+use crate::event::ItemError;
+use crate::ids::{ConnectorId, EventId, MemberId, ProgramId};
+use crate::ledger::{ItemStatus, LedgerEntry, LogEntry};
+use crate::lots::points_view;
+use crate::program::PointsExpiry;
+use crate::rules::{Award, TraceEntry};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// How long a store keeps the feed at least: a reader that comes back within this time with
+/// its cursor misses nothing.
+pub const FEED_RETENTION_MINUTES: i64 = 60;
+
+/// The most changes one read returns.
+pub const MAX_FEED_PAGE: usize = 1000;
+
+/// A position in a program's feed: positions grow in commit order per member (and per
+/// program, among changes that are visible together). `0` is before the first change.
+pub type FeedPosition = i64;
+
+/// One committed change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub position: FeedPosition,
+    pub program_id: ProgramId,
+    /// Whether the change is test data.
+    pub test: bool,
+    pub body: ChangeBody,
+}
+
+/// What changed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChangeBody {
+    /// Shared, as a logged event is: a change is cloned for every reader.
+    Ledger(Arc<LedgerChange>),
+    Event(LoggedEvent),
+}
+
+/// The kind of a change, as the stream names it (`event:` of an SSE message).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    Ledger,
+    Event,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Ledger => "ledger",
+            ChangeKind::Event => "event",
+        }
+    }
+}
+
+impl Change {
+    pub fn kind(&self) -> ChangeKind {
+        match self.body {
+            ChangeBody::Ledger(_) => ChangeKind::Ledger,
+            ChangeBody::Event(_) => ChangeKind::Event,
+        }
+    }
+
+    /// The member the change is about (an event that named none has none).
+    pub fn member_id(&self) -> Option<&MemberId> {
+        match &self.body {
+            ChangeBody::Ledger(ledger) => Some(&ledger.member_id),
+            ChangeBody::Event(event) => event.0.member_id.as_ref(),
+        }
+    }
+
+    /// The message's JSON text (the `data:` of an SSE message).
+    pub fn data_json(&self) -> String {
+        let text = match &self.body {
+            ChangeBody::Ledger(ledger) => serde_json::to_string(ledger),
+            ChangeBody::Event(event) => serde_json::to_string(event),
+        };
+        // Serializing these types cannot fail: no map with non-string keys, no failing impl.
+        text.unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// A ledger entry with the member's points just after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerChange {
+    pub member_id: MemberId,
+    pub entry: LedgerEntry,
+    /// Spendable, just after the entry, at the entry's time.
+    pub balance: i64,
+    /// Pending, just after the entry, at the entry's time.
+    pub pending: i64,
+}
+
+impl LedgerChange {
+    /// The change of `member_ledger[index]`, from the member's ledger in ledger order (only the
+    /// entries up to and including it are read).
+    pub fn of_entry(
+        member_ledger: &[LedgerEntry],
+        index: usize,
+        expiry: Option<PointsExpiry>,
+    ) -> Self {
+        let entry = member_ledger[index].clone();
+        let view = points_view(&member_ledger[..=index], entry.created_at, expiry);
+        Self {
+            member_id: entry.member_id.clone(),
+            entry,
+            balance: view.balance,
+            pending: view.pending,
+        }
+    }
+}
+
+/// A logged event, serialized as the event log shows it but without the raw payload (which
+/// may be large and is read from the event log when wanted).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedEvent(pub Arc<LogEntry>);
+
+/// The event log item's fields but `raw`, borrowed. It must list the same fields, with the
+/// same attributes, as [`LogEntry`]; a test checks that they agree.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventWithoutRaw<'a> {
+    id: &'a EventId,
+    connector_id: &'a ConnectorId,
+    status: ItemStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: &'a Option<ItemError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_event_id: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_event_id: &'a Option<EventId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    member_id: &'a Option<MemberId>,
+    test: bool,
+    received_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    occurred_at: Option<DateTime<Utc>>,
+    points: i64,
+    awards: &'a [Award],
+    raw_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mapped: &'a Option<crate::ledger::RawJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace: &'a Option<Vec<TraceEntry>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+}
+
+impl Serialize for LoggedEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let e = &*self.0;
+        EventWithoutRaw {
+            id: &e.id,
+            connector_id: &e.connector_id,
+            status: e.status,
+            reason: &e.reason,
+            error: &e.error,
+            client_event_id: &e.client_event_id,
+            original_event_id: &e.original_event_id,
+            member_id: &e.member_id,
+            test: e.test,
+            received_at: e.received_at,
+            occurred_at: e.occurred_at,
+            points: e.points,
+            awards: &e.awards,
+            raw_truncated: e.raw_truncated,
+            mapped: &e.mapped,
+            trace: &e.trace,
+            warnings: &e.warnings,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// One read of the feed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChangePage {
+    /// In position order.
+    pub changes: Vec<Change>,
+    /// The cursor was older than what the store keeps: changes after it are gone, and the
+    /// page starts with the oldest change kept.
+    pub missed: bool,
+}
+
+/// What a subscription yields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FeedItem {
+    Change(Change),
+    /// Changes between the cursor and the next change are past retention: the reader missed
+    /// them (it should read its state again, e.g. the member's balance).
+    Missed,
+}
+
+/// Raised by a store after each commit, so that feed readers wait instead of polling. Cheap
+/// to clone (all clones are one signal). Runtime-agnostic (`event-listener`).
+#[derive(Clone, Debug, Default)]
+pub struct FeedSignal(Arc<event_listener::Event>);
+
+impl FeedSignal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Wakes every reader waiting now.
+    pub fn notify(&self) {
+        self.0.notify(usize::MAX);
+    }
+
+    /// A wait for the next [`notify`](Self::notify). Take it *before* reading the feed, then
+    /// await it if the read found nothing: a commit between the read and the await still
+    /// wakes it.
+    pub fn listen(&self) -> event_listener::EventListener {
+        self.0.listen()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::RawJson;
+
+    #[test]
+    fn an_event_change_is_the_log_item_without_raw() {
+        let entry = LogEntry {
+            id: EventId::new("evt_1"),
+            program_id: ProgramId::new("prg_1"),
+            connector_id: ConnectorId::new("con_1"),
+            status: ItemStatus::Accepted,
+            reason: Some("r".into()),
+            error: None,
+            client_event_id: Some("c-1".into()),
+            original_event_id: Some(EventId::new("evt_0")),
+            member_id: Some(MemberId::new("mem_1")),
+            test: true,
+            received_at: Utc::now(),
+            occurred_at: Some(Utc::now()),
+            points: 10,
+            awards: Vec::new(),
+            raw: RawJson::from_json_text(r#"{"big": "payload"}"#),
+            raw_truncated: false,
+            mapped: Some(RawJson::from_json_text(r#"{"a": 1}"#)),
+            trace: Some(Vec::new()),
+            warnings: vec!["w".into()],
+            seq: 7,
+        };
+        let mut expected = serde_json::to_value(&entry).unwrap();
+        expected.as_object_mut().unwrap().remove("raw");
+        let change = serde_json::to_value(LoggedEvent(Arc::new(entry))).unwrap();
+        assert_eq!(change, expected);
+    }
+}
