@@ -18,6 +18,7 @@ mod simulate;
 mod webhooks;
 
 pub use allowance::{LimitAllowance, RuleAllowance};
+pub use dispatch::DispatchReport;
 pub use expiry::MemberView;
 pub use ingest::{AuthenticatedRequest, IncomingRequest, IngestTarget};
 pub use points::{AdjustmentDone, ReversalDone};
@@ -71,6 +72,8 @@ pub struct Engine {
     /// Scheme, host and prefix under which senders reach this server, for schemes that sign
     /// the URL; a connector's own `publicBaseUrl` wins.
     public_base_url: Option<Arc<str>>,
+    /// Raised when a delivery becomes due outside the feed (a test message, a manual retry).
+    webhook_signal: crate::feed::FeedSignal,
 }
 
 impl Engine {
@@ -85,6 +88,7 @@ impl Engine {
             limits,
             connectors: ConnectorCache::default(),
             public_base_url: None,
+            webhook_signal: crate::feed::FeedSignal::new(),
         }
     }
 
@@ -113,5 +117,13 @@ impl Engine {
     }
 
     /// Wakes delivery workers waiting for work (a new endpoint, a test message, a retry).
-    pub(crate) fn notify_webhook_workers(&self) {}
+    pub(crate) fn notify_webhook_workers(&self) {
+        self.webhook_signal.notify();
+    }
+
+    /// What a delivery worker waits on besides the store's feed signal: deliveries that
+    /// became due without a commit (a test message, a manual retry).
+    pub fn webhook_signal(&self) -> &crate::feed::FeedSignal {
+        &self.webhook_signal
+    }
 }
