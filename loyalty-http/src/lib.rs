@@ -29,6 +29,7 @@ mod offload;
 pub mod openapi;
 mod request_log;
 mod routes;
+pub mod webhooks;
 
 use axum::Router;
 use loyalty_core::secret::TokenHash;
@@ -51,6 +52,10 @@ pub struct HttpConfig {
     /// noisy sender cannot starve the others; `None` for no limit. Excess requests get 429
     /// with `Retry-After`.
     pub connector_rate_limit: Option<u32>,
+    /// Webhook targets on loopback, private and link-local addresses are accepted (they are
+    /// refused with 422 otherwise). The delivery worker has its own setting
+    /// ([`webhooks::WebhookConfig`]); a server sets both from one flag.
+    pub allow_private_webhook_targets: bool,
 }
 
 impl HttpConfig {
@@ -59,6 +64,7 @@ impl HttpConfig {
             root_token_hash: TokenHash::of(root_token),
             max_admin_body_bytes: 2 * 1024 * 1024,
             connector_rate_limit: None,
+            allow_private_webhook_targets: false,
         }
     }
 }

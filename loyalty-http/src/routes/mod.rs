@@ -10,6 +10,7 @@ mod ops;
 mod points;
 mod programs;
 mod rules;
+mod webhooks;
 
 use crate::error::ApiError;
 use crate::openapi::{Access, QueryParam, RouteDoc};
@@ -127,6 +128,14 @@ pub static ROUTES: &[RouteDoc] = &[
     route!("post" "/v1/programs/{programId}/events/{eventId}/reverse", "reverseEvent", "Take back an accepted event's awards: all that is left, or some points in proportion", Program, &[], Some("ReversalSpec"), 200, Some(("Reversal", JSON)), points::reverse),
     route!("get" "/v1/programs/{programId}/events", "listEvents", "The event log, newest first", Program, &[query("connectorId", STRING, "only this connector's events"), query("status", STATUS, "only items of this status"), query("memberId", STRING, "only this member's events"), query("since", DATE_TIME, "received at or after"), query("until", DATE_TIME, "received before"), query("test", FLAG, "only test (true) or live (false) events"), PAGE[0], PAGE[1]], None, 200, Some(("EventPage", JSON)), events::list),
     route!("get" "/v1/programs/{programId}/events/{eventId}", "getEvent", "One logged event with its trace", Program, &[], None, 200, Some(("Event", JSON)), events::read),
+    route!("post" "/v1/programs/{programId}/webhooks", "createWebhook", "Create an outbound webhook endpoint; a generated whsec_ secret is shown once", Program, &[], Some("WebhookSpec"), 201, Some(("Webhook", JSON)), webhooks::create),
+    route!("get" "/v1/programs/{programId}/webhooks", "listWebhooks", "List webhook endpoints (never their secrets)", Program, &[], None, 200, Some(("WebhookList", JSON)), webhooks::list),
+    route!("get" "/v1/programs/{programId}/webhooks/{webhookId}", "getWebhook", "Read a webhook endpoint (never its secrets)", Program, &[], None, 200, Some(("Webhook", JSON)), webhooks::read),
+    route!("delete" "/v1/programs/{programId}/webhooks/{webhookId}", "deleteWebhook", "Delete a webhook endpoint and its deliveries", Program, &[], None, 204, None, webhooks::remove),
+    route!("get" "/v1/programs/{programId}/webhooks/{webhookId}/deliveries", "listWebhookDeliveries", "The endpoint's deliveries with every attempt, newest first", Program, &PAGE, None, 200, Some(("DeliveryPage", JSON)), webhooks::deliveries),
+    route!("post" "/v1/programs/{programId}/webhooks/{webhookId}/test", "sendTestWebhook", "Queue a webhook.test message to the endpoint, due at once", Program, &[], None, 202, Some(("Delivery", JSON)), webhooks::test),
+    route!("post" "/v1/programs/{programId}/webhooks/{webhookId}/rotate-secret", "rotateWebhookSecret", "A new signing secret; the old one signs beside it for the grace period", Program, &[], Some("RotationSpec"), 200, Some(("Webhook", JSON)), webhooks::rotate),
+    route!("post" "/v1/programs/{programId}/webhooks/{webhookId}/deliveries/{messageId}/retry", "retryWebhookDelivery", "Send a delivery again, due at once, whatever its state", Program, &[], None, 202, Some(("Delivery", JSON)), webhooks::retry),
     route!("post" "/v1/incoming/{connectorId}", "ingest", "Send one event (an object) or a bulk (an array)", Connector, &[query("test", FLAG, "store the events as test data")], Some("IngestBody"), 200, Some(("IngestResponse", JSON)), with |filter| on(filter, ingest::ingest).layer(ingest::cors())),
     route!("options" "/v1/incoming/{connectorId}", "ingestPreflight", "CORS preflight for browsers (any origin), answered by the CORS layer", Public, &[], None, 200, None, with |filter| on(filter, ingest::preflight).layer(ingest::cors())),
     route!("get" "/healthz", "health", "Liveness", Public, &[], None, 200, Some(("Health", JSON)), ops::health),

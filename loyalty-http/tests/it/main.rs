@@ -13,3 +13,4 @@ mod operability;
 mod points;
 mod readme;
 mod templates;
+mod webhooks;
