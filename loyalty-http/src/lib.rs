@@ -29,6 +29,7 @@ mod offload;
 pub mod openapi;
 mod request_log;
 mod routes;
+pub mod stream;
 pub mod webhooks;
 
 use axum::Router;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub config: Arc<HttpConfig>,
     pub metrics: Arc<Metrics>,
+    /// The live stream's hubs (one per program with clients).
+    pub streams: Arc<stream::StreamHubs>,
     rate_limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
 }
 
@@ -93,6 +96,7 @@ impl AppState {
             engine,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
+            streams: Arc::new(stream::StreamHubs::default()),
             rate_limiter,
         }
     }
@@ -124,13 +128,18 @@ pub fn router(state: AppState) -> Router {
     routes::router(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight
-/// finish. The runtime it runs on: see [`router`].
+/// Serves the API on `listener` until `shutdown` completes, then ends the live streams and
+/// lets other requests in flight finish. The runtime it runs on: see [`router`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let streams = Arc::clone(&state.streams);
+    let shutdown = async move {
+        shutdown.await;
+        streams.close_all();
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

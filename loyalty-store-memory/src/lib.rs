@@ -864,9 +864,13 @@ impl Store for MemoryStore {
         member: Option<&MemberId>,
         limit: usize,
     ) -> StoreResult<ChangePage> {
+        let state = self.lock();
+        // A cursor this store never handed out (past the head) is as good as lost.
+        let missed = after > state.next_position;
+        let after = after.min(state.next_position);
         Ok(ChangePage {
-            changes: self.lock().changes_after(program, after, member, limit),
-            missed: false,
+            changes: state.changes_after(program, after, member, limit),
+            missed,
         })
     }
 

@@ -9,4 +9,3 @@ async fn new_store() -> Arc<dyn Store> {
 }
 
 loyalty_core::store_conformance_suite!(new_store);
-loyalty_core::store_feed_conformance_suite!(new_store);

@@ -86,6 +86,7 @@
 
 mod commit;
 mod error;
+mod feed;
 mod points;
 mod purge;
 mod rows;
@@ -172,6 +173,7 @@ pub struct PostgresStore {
     options: Arc<PostgresOptions>,
     queue: mpsc::Sender<Job>,
     stats: Arc<commit::Stats>,
+    feed: Arc<feed::Feed>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -234,11 +236,13 @@ impl PostgresStore {
                 stats.clone(),
             ));
         }
+        let feed = Arc::new(feed::Feed::start(&pool));
         Ok(Self {
             pool,
             options,
             queue: sender,
             stats,
+            feed,
         })
     }
 
@@ -250,6 +254,32 @@ impl PostgresStore {
     /// The options the store was built with.
     pub fn options(&self) -> &PostgresOptions {
         &self.options
+    }
+
+    /// Commits a batch (see the crate documentation); the feed is told by the caller.
+    async fn commit_batch(&self, batch: CommitBatch) -> StoreResult<Vec<LogEntry>> {
+        if batch.items.iter().any(|item| item.refund.is_some()) {
+            // Refunds are rare and each needs its purchase's member locked first: one short
+            // transaction an item, outside the group commit.
+            let mut entries = Vec::with_capacity(batch.items.len());
+            for item in &batch.items {
+                let entry = self
+                    .retrying("a refund", || {
+                        points::commit_refund_item(&self.pool, &batch, item)
+                    })
+                    .await?;
+                entries.push(entry);
+            }
+            return Ok(entries);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { batch, reply })
+            .await
+            .map_err(|_| store_error(PostgresStoreError::CommitterStopped))?;
+        answer
+            .await
+            .map_err(|_| store_error(PostgresStoreError::CommitterStopped))?
     }
 
     /// What the committers did since the store was opened (counters only grow): for metrics
@@ -550,28 +580,10 @@ impl Store for PostgresStore {
     }
 
     async fn commit(&self, batch: CommitBatch) -> StoreResult<Vec<LogEntry>> {
-        if batch.items.iter().any(|item| item.refund.is_some()) {
-            // Refunds are rare and each needs its purchase's member locked first: one short
-            // transaction an item, outside the group commit.
-            let mut entries = Vec::with_capacity(batch.items.len());
-            for item in &batch.items {
-                let entry = self
-                    .retrying("a refund", || {
-                        points::commit_refund_item(&self.pool, &batch, item)
-                    })
-                    .await?;
-                entries.push(entry);
-            }
-            return Ok(entries);
-        }
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job { batch, reply })
-            .await
-            .map_err(|_| store_error(PostgresStoreError::CommitterStopped))?;
-        answer
-            .await
-            .map_err(|_| store_error(PostgresStoreError::CommitterStopped))?
+        let program = batch.program_id.clone();
+        let committed = self.commit_batch(batch).await;
+        self.feed.committed(&program);
+        committed
     }
 
     async fn list_events(
@@ -715,24 +727,37 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
         policy: PointsExpiry,
     ) -> StoreResult<Vec<LedgerEntry>> {
-        self.retrying("an expiry", || {
-            points::write_expiry(&self.pool, program.as_str(), member, now, policy)
-        })
-        .await
+        let written = self
+            .retrying("an expiry", || {
+                points::write_expiry(&self.pool, program.as_str(), member, now, policy)
+            })
+            .await?;
+        if !written.is_empty() {
+            self.feed.committed(program);
+        }
+        Ok(written)
     }
 
     async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {
-        self.retrying("an adjustment", || {
-            points::adjust(&self.pool, adjustment.clone())
-        })
-        .await
+        let program = adjustment.entry.program_id.clone();
+        let adjusted = self
+            .retrying("an adjustment", || {
+                points::adjust(&self.pool, adjustment.clone())
+            })
+            .await?;
+        self.feed.committed(&program);
+        Ok(adjusted)
     }
 
     async fn reverse_event(&self, reversal: EventReversal) -> StoreResult<Reversed> {
-        self.retrying("a reversal", || {
-            points::reverse_event(&self.pool, reversal.clone())
-        })
-        .await
+        let program = reversal.program.clone();
+        let reversed = self
+            .retrying("a reversal", || {
+                points::reverse_event(&self.pool, reversal.clone())
+            })
+            .await?;
+        self.feed.committed(&program);
+        Ok(reversed)
     }
 
     async fn purge_test_data(
@@ -754,26 +779,22 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn feed_head(&self, _program: &ProgramId) -> StoreResult<FeedPosition> {
-        Err(StoreError::new(
-            "the change feed is not kept by the PostgreSQL store yet",
-        ))
+    async fn feed_head(&self, program: &ProgramId) -> StoreResult<FeedPosition> {
+        Ok(feed::head(&self.pool, program).await?)
     }
 
     async fn changes_after(
         &self,
-        _program: &ProgramId,
-        _after: FeedPosition,
-        _member: Option<&MemberId>,
-        _limit: usize,
+        program: &ProgramId,
+        after: FeedPosition,
+        member: Option<&MemberId>,
+        limit: usize,
     ) -> StoreResult<ChangePage> {
-        Err(StoreError::new(
-            "the change feed is not kept by the PostgreSQL store yet",
-        ))
+        Ok(feed::changes_after(&self.pool, program, after, member, limit).await?)
     }
 
     fn feed_signal(&self) -> FeedSignal {
-        FeedSignal::new()
+        self.feed.signal()
     }
 
     async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {

@@ -620,3 +620,69 @@ async fn a_key_taken_after_the_read_is_decided_again_under_locks() {
     .unwrap();
     assert_eq!(accepted, 1);
 }
+
+/// A subscription on one store instance (one process) sees what another commits, once and in
+/// order; a cursor older than what the feed keeps says so and goes on from the oldest kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_feed_crosses_store_instances_and_says_when_a_cursor_is_too_old() {
+    use futures::StreamExt;
+    use loyalty_core::feed::{ChangeBody, FeedItem};
+    let database = common::fresh_database().await;
+    let store_a = common::connect(database.clone()).await;
+    let store_b = common::connect(database).await;
+    let engine_a = engine(&store_a);
+    let (program, connector) = setup(&engine_a, Some(json!([]))).await;
+    let engine_b = engine(&store_b);
+    let mut stream = engine_b.subscribe(program.clone(), Some(0), None);
+    let sent = 20;
+    let sender = tokio::spawn({
+        let engine_a = engine_a.clone();
+        let connector = connector.clone();
+        async move {
+            for n in 0..sent {
+                let body = article(&format!("e-{n}"), "ann@example.com", "sport", 5);
+                send(&engine_a, &connector, &body.to_string(), false)
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let mut balances = Vec::new();
+    let mut events = 0;
+    while balances.len() < sent {
+        let item = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("store B's subscription sees store A's commits")
+            .unwrap()
+            .unwrap();
+        match item {
+            FeedItem::Change(change) => match change.body {
+                ChangeBody::Ledger(ledger) => balances.push(ledger.balance),
+                ChangeBody::Event(_) => events += 1,
+            },
+            FeedItem::Missed => panic!("nothing is past retention"),
+        }
+    }
+    sender.await.unwrap();
+    assert_eq!(events, sent);
+    let expected: Vec<i64> = (1..=sent as i64).map(|n| n * 10).collect();
+    assert_eq!(balances, expected);
+
+    // Pretend the first ten positions were pruned.
+    sqlx::query("UPDATE feed_heads SET pruned_through = 10 WHERE program_id = $1")
+        .bind(program.as_str())
+        .execute(store_a.pool())
+        .await
+        .unwrap();
+    let page = engine_b.changes_after(&program, 3, None, 5).await.unwrap();
+    assert!(page.missed);
+    assert_eq!(page.changes[0].position, 11);
+    let page = engine_b.changes_after(&program, 10, None, 5).await.unwrap();
+    assert!(!page.missed);
+    // A cursor past the head was never handed out: missed, and on from the head.
+    let page = engine_b
+        .changes_after(&program, 1_000_000, None, 5)
+        .await
+        .unwrap();
+    assert!(page.missed && page.changes.is_empty());
+}

@@ -74,6 +74,7 @@ macro_rules! store_conformance_suite {
             a_manual_retry_sends_a_delivery_again,
             deleting_an_endpoint_drops_its_deliveries
         );
+        $crate::store_feed_conformance_suite!($make);
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {
         $(

@@ -539,6 +539,7 @@ pub fn schemas() -> Value {
         "DeliveryPage": page_of("Delivery"),
         "Health": object(&["status"], json!({"status": {"const": "ok"}})),
         "Metrics": {"type": "string", "description": "OpenMetrics text"},
+        "ChangeStream": {"type": "string", "description": "Server-sent events, never ending: `event: ledger` with {memberId, entry, balance, pending} (the member's spendable and pending points just after the entry) and `event: event` with the event-log item without raw, each with `id:` (the cursor to send back as Last-Event-ID, a header, or as ?after=); `event: reset` when changes after the cursor are past retention (an hour) and the stream goes on from the oldest kept; `event: dropped` {reason: too_slow | store_unavailable} as the last message of a client that fell 4096 messages behind or whose catch-up failed (reconnect with the cursor); a `:heartbeat` comment every 15 s. A Last-Event-ID that is not digits is 422, as an invalid query parameter."},
         "OpenApiDocument": {"type": "object", "description": "This document"}
     });
     // Examples, which the examples phase of a conformance check sends as they are.

@@ -10,6 +10,7 @@ mod ops;
 mod points;
 mod programs;
 mod rules;
+mod stream;
 mod webhooks;
 
 use crate::error::ApiError;
@@ -44,6 +45,7 @@ const CURSOR: &str =
     r#"{"type": "string", "pattern": "^c[0-9]{1,18}$", "not": {"pattern": "\\n"}}"#;
 const FLAG: &str = r#"{"type": "string", "enum": ["true", "false", "1", "0", ""]}"#;
 const DATE_TIME: &str = r#"{"type": "string", "format": "date-time"}"#;
+const FEED_CURSOR: &str = r#"{"type": "string", "pattern": "^[0-9]{1,18}$"}"#;
 const STATUS: &str =
     r#"{"type": "string", "enum": ["accepted", "duplicate", "ignored", "rejected"]}"#;
 
@@ -128,6 +130,7 @@ pub static ROUTES: &[RouteDoc] = &[
     route!("post" "/v1/programs/{programId}/events/{eventId}/reverse", "reverseEvent", "Take back an accepted event's awards: all that is left, or some points in proportion", Program, &[], Some("ReversalSpec"), 200, Some(("Reversal", JSON)), points::reverse),
     route!("get" "/v1/programs/{programId}/events", "listEvents", "The event log, newest first", Program, &[query("connectorId", STRING, "only this connector's events"), query("status", STATUS, "only items of this status"), query("memberId", STRING, "only this member's events"), query("since", DATE_TIME, "received at or after"), query("until", DATE_TIME, "received before"), query("test", FLAG, "only test (true) or live (false) events"), PAGE[0], PAGE[1]], None, 200, Some(("EventPage", JSON)), events::list),
     route!("get" "/v1/programs/{programId}/events/{eventId}", "getEvent", "One logged event with its trace", Program, &[], None, 200, Some(("Event", JSON)), events::read),
+    route!("get" "/v1/programs/{programId}/stream", "streamChanges", "Server-sent events: every committed ledger change and logged event, live, resumable with Last-Event-ID", Program, &[query("memberId", STRING, "only this member's changes"), query("after", FEED_CURSOR, "resume after this message id (for clients that cannot send Last-Event-ID; the header wins)")], None, 200, Some(("ChangeStream", "text/event-stream")), stream::stream),
     route!("post" "/v1/programs/{programId}/webhooks", "createWebhook", "Create an outbound webhook endpoint; a generated whsec_ secret is shown once", Program, &[], Some("WebhookSpec"), 201, Some(("Webhook", JSON)), webhooks::create),
     route!("get" "/v1/programs/{programId}/webhooks", "listWebhooks", "List webhook endpoints (never their secrets)", Program, &[], None, 200, Some(("WebhookList", JSON)), webhooks::list),
     route!("get" "/v1/programs/{programId}/webhooks/{webhookId}", "getWebhook", "Read a webhook endpoint (never its secrets)", Program, &[], None, 200, Some(("Webhook", JSON)), webhooks::read),

@@ -12,5 +12,6 @@ mod isolation;
 mod operability;
 mod points;
 mod readme;
+mod stream;
 mod templates;
 mod webhooks;
