@@ -72,7 +72,8 @@ macro_rules! store_conformance_suite {
             an_expired_lease_is_claimed_again_and_the_late_worker_records_nothing,
             concurrent_workers_never_claim_one_delivery_twice,
             a_manual_retry_sends_a_delivery_again,
-            deleting_an_endpoint_drops_its_deliveries
+            deleting_an_endpoint_drops_its_deliveries,
+            committed_changes_become_deliveries_once
         );
         $crate::store_feed_conformance_suite!($make);
     };

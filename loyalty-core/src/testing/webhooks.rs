@@ -304,3 +304,72 @@ pub async fn deleting_an_endpoint_drops_its_deliveries(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(mine, vec![other.id]);
 }
+
+/// The dispatcher turns each committed change into one delivery per subscribed endpoint, once
+/// (dispatching again creates nothing), from the endpoint's creation on, in commit order per
+/// member.
+pub async fn committed_changes_become_deliveries_once(store: Arc<dyn Store>) {
+    let f = Fixture::new(store.clone(), Some(json!([]))).await;
+    f.send(&article("before", "ann@example.com", "sport", 5).to_string(), false)
+        .await;
+    let both = endpoint(&f).await;
+    let spec = WebhookSpec {
+        url: "https://hooks.example.com/points".into(),
+        events: vec!["member.points_changed".into()],
+        secret: None,
+    };
+    let (points_only, _) = f
+        .engine
+        .create_webhook(&f.program, spec, TargetPolicy::default())
+        .await
+        .unwrap();
+    for (id, email) in [("e-1", "ann@example.com"), ("e-2", "bob@example.com"), ("e-3", "ann@example.com")] {
+        f.send(&article(id, email, "sport", 5).to_string(), false).await;
+    }
+    // The feed may be numbered a moment after the commit (PostgreSQL): dispatch until the
+    // three events and their three awards are there.
+    let mut created = 0;
+    for _ in 0..200 {
+        created += f.engine.dispatch_webhooks().await.unwrap().deliveries;
+        if created >= 9 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(created, 9, "6 messages to one endpoint, 3 to the other");
+    assert_eq!(f.engine.dispatch_webhooks().await.unwrap().deliveries, 0);
+    let list = |id: WebhookId| {
+        let engine = f.engine.clone();
+        let program = f.program.clone();
+        async move { engine.list_deliveries(&program, &id, None, None).await.unwrap().items }
+    };
+    let all = list(both.clone()).await;
+    assert_eq!(all.len(), 6);
+    let points = list(points_only.id.clone()).await;
+    assert_eq!(points.len(), 3);
+    assert!(points.iter().all(|d| d.message.message_type == "member.points_changed"));
+    // Oldest first: ann's balances after each award, in commit order.
+    let ann = f.member("ann@example.com").await;
+    let balances: Vec<i64> = points
+        .iter()
+        .rev()
+        .filter(|d| d.message.member_id.as_ref() == Some(&ann))
+        .map(|d| {
+            let body: Value = serde_json::from_str(&d.message.body).unwrap();
+            assert_eq!(body["type"], "member.points_changed");
+            assert!(body["timestamp"].is_string());
+            body["data"]["balance"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(balances, vec![20, 30], "the award before the endpoint existed is not sent");
+    let orders: Vec<i64> = points.iter().rev().map(|d| d.message.order).collect();
+    assert!(orders.windows(2).all(|w| w[0] < w[1]));
+    assert!(points.iter().all(|d| d.message.ordering_key.starts_with("mem_")));
+    let logged: Vec<Value> = all
+        .iter()
+        .filter(|d| d.message.message_type == "event.logged")
+        .map(|d| serde_json::from_str(&d.message.body).unwrap())
+        .collect();
+    assert_eq!(logged.len(), 3);
+    assert!(logged.iter().all(|b| b["data"]["status"] == "accepted" && b["data"].get("raw").is_none()));
+}
