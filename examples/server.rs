@@ -60,7 +60,12 @@ struct Args {
     webhook_delivery: bool,
     /// Multiplies every webhook retry delay (tests: 0.001 makes the first retries come after
     /// 5 and 15 ms).
-    #[arg(long, env = "LOYALTY_WEBHOOK_RETRY_SCALE", default_value_t = 1.0, hide = true)]
+    #[arg(
+        long,
+        env = "LOYALTY_WEBHOOK_RETRY_SCALE",
+        default_value_t = 1.0,
+        hide = true
+    )]
     webhook_retry_scale: f64,
     /// Log lines as JSON (for log shippers) instead of text.
     #[arg(long, env = "LOYALTY_LOG_JSON")]

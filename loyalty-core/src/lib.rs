@@ -72,9 +72,9 @@ pub mod rules;
 pub mod secret;
 pub mod store;
 pub mod templates;
-pub mod webhooks;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhooks;
 
 pub use engine::{Engine, Limits};
 pub use error::Error;

@@ -19,9 +19,6 @@ use loyalty_core::feed::{
 use loyalty_core::ids::{
     ConnectorId, EventId, LedgerEntryId, MemberId, MessageId, ProgramId, RuleId, WebhookId,
 };
-use loyalty_core::webhooks::{
-    Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook,
-};
 use loyalty_core::ledger::{
     ActivityItem, EntryKind, EventFilter, ItemStatus, LedgerEntry, LogEntry, Page, PageRequest,
     PurgeCounts,
@@ -38,6 +35,9 @@ use loyalty_core::store::{
     settle_unknown_member, settle_unknown_order, Adjusted, Adjustment, CommitBatch, Decision,
     EventReversal, PendingItem, Prior, PurchaseFound, RefundCandidate, RefundDecision, Reversed,
     Store, StoreResult,
+};
+use loyalty_core::webhooks::{
+    Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook,
 };
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;

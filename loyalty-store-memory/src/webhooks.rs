@@ -182,7 +182,12 @@ impl WebhookState {
         }
         stored.lease = None;
         stored.delivery.attempts.push(attempt.clone());
-        Self::set_state(&mut self.queues, &mut stored.delivery, state, next_attempt_at);
+        Self::set_state(
+            &mut self.queues,
+            &mut stored.delivery,
+            state,
+            next_attempt_at,
+        );
         true
     }
 

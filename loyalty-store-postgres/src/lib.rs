@@ -102,9 +102,6 @@ use loyalty_core::connector::Connector;
 use loyalty_core::error::StoreError;
 use loyalty_core::feed::{ChangePage, FeedPosition, FeedSignal};
 use loyalty_core::ids::{ConnectorId, EventId, MemberId, MessageId, ProgramId, RuleId, WebhookId};
-use loyalty_core::webhooks::{
-    Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook,
-};
 use loyalty_core::ledger::{
     ActivityItem, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
 };
@@ -113,6 +110,9 @@ use loyalty_core::program::{PointsExpiry, Program};
 use loyalty_core::rules::{Rule, Usage, UsageCount, UsageKey};
 use loyalty_core::store::{
     Adjusted, Adjustment, CommitBatch, EventReversal, PurchaseFound, Reversed, Store, StoreResult,
+};
+use loyalty_core::webhooks::{
+    Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook,
 };
 use rows::{
     CONNECTOR_COLUMNS, EVENT_COLUMNS, LEDGER_COLUMNS, MEMBER_COLUMNS, PROGRAM_COLUMNS, RULE_COLUMNS,

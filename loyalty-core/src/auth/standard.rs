@@ -110,8 +110,7 @@ pub fn sign_standard_webhooks(
         .iter()
         .filter_map(standard_webhooks_key)
         .map(|key| {
-            let digest =
-                Algorithm::Sha256.hmac(&key, &signed_content(id, &timestamp, body));
+            let digest = Algorithm::Sha256.hmac(&key, &signed_content(id, &timestamp, body));
             format!("v1,{}", BASE64.encode(digest))
         })
         .collect();

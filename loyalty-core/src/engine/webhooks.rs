@@ -9,8 +9,8 @@ use crate::ids::{MessageId, ProgramId, WebhookId};
 use crate::ledger::{decode_cursor, Page, PageRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::secret::Secret;
 use crate::webhooks::{
-    message_id, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, RetrySchedule,
-    RotationSpec, TargetPolicy, WebhookSpec, WebhookView, TEST_MESSAGE_TYPE,
+    message_id, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryState, NewDelivery,
+    RetrySchedule, RotationSpec, TargetPolicy, WebhookSpec, WebhookView, TEST_MESSAGE_TYPE,
 };
 use chrono::{DateTime, Duration, Utc};
 
@@ -75,11 +75,7 @@ impl Engine {
     }
 
     /// Queues a `webhook.test` message to the endpoint, due at once.
-    pub async fn send_test_message(
-        &self,
-        program: &ProgramId,
-        id: &WebhookId,
-    ) -> Result<Delivery> {
+    pub async fn send_test_message(&self, program: &ProgramId, id: &WebhookId) -> Result<Delivery> {
         let webhook = self.stored_webhook(program, id).await?;
         let now = self.now();
         let message_id = message_id(
@@ -169,10 +165,7 @@ impl Engine {
     ) -> Result<Vec<ClaimedDelivery>> {
         let now = self.now();
         let lease = Duration::from_std(lease).unwrap_or(Duration::minutes(5));
-        Ok(self
-            .store
-            .claim_deliveries(now, now + lease, limit)
-            .await?)
+        Ok(self.store.claim_deliveries(now, now + lease, limit).await?)
     }
 
     /// Records an attempt made at `at` and what follows it (delivered, the next retry, or

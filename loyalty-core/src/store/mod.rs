@@ -17,13 +17,13 @@ use crate::error::StoreError;
 use crate::event::{CanonicalEvent, Refund};
 use crate::feed::{ChangePage, FeedPosition, FeedSignal};
 use crate::ids::{ConnectorId, EventId, MemberId, MessageId, ProgramId, RuleId, WebhookId};
-use crate::webhooks::{Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook};
 use crate::ledger::{
     ActivityItem, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
 };
 use crate::member::{Identifier, Member};
 use crate::program::{PointsExpiry, Program};
 use crate::rules::{Rule, RuleSet, Usage, UsageKey};
+use crate::webhooks::{Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook};
 use async_trait::async_trait;
 
 mod decision;

@@ -48,7 +48,10 @@ fn attempt(status: u16) -> Attempt {
 }
 
 fn ids(claimed: &[crate::webhooks::ClaimedDelivery]) -> Vec<MessageId> {
-    let mut ids: Vec<MessageId> = claimed.iter().map(|c| c.delivery.message.id.clone()).collect();
+    let mut ids: Vec<MessageId> = claimed
+        .iter()
+        .map(|c| c.delivery.message.id.clone())
+        .collect();
     ids.sort();
     ids
 }
@@ -61,14 +64,34 @@ pub async fn webhooks_round_trip_and_rotate_their_secret(store: Arc<dyn Store>) 
     assert_eq!(stored.url, "https://hooks.example.com/loyalty");
     assert_eq!(stored.secrets.len(), 1);
     assert!(stored.secrets[0].secret.expose().starts_with("whsec_"));
-    assert!(store.get_webhook(&other.program, &id).await.unwrap().is_none());
-    assert_eq!(store.list_webhooks(Some(&f.program)).await.unwrap().len(), 1);
-    assert!(store.list_webhooks(Some(&other.program)).await.unwrap().is_empty());
-    assert!(store.list_webhooks(None).await.unwrap().iter().any(|w| w.id == id));
+    assert!(store
+        .get_webhook(&other.program, &id)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.list_webhooks(Some(&f.program)).await.unwrap().len(),
+        1
+    );
+    assert!(store
+        .list_webhooks(Some(&other.program))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_webhooks(None)
+        .await
+        .unwrap()
+        .iter()
+        .any(|w| w.id == id));
 
     // A rotation keeps the old secret beside the new one; the cursor is the dispatcher's.
     assert!(store
-        .enqueue_deliveries(&id, Some((stored.dispatch_cursor, stored.dispatch_cursor + 7)), &[])
+        .enqueue_deliveries(
+            &id,
+            Some((stored.dispatch_cursor, stored.dispatch_cursor + 7)),
+            &[]
+        )
         .await
         .unwrap());
     let (_, generated) = f
@@ -80,7 +103,10 @@ pub async fn webhooks_round_trip_and_rotate_their_secret(store: Arc<dyn Store>) 
     assert_eq!(rotated.secrets.len(), 2);
     assert_eq!(Some(&rotated.secrets[0].secret), generated.as_ref());
     assert_eq!(rotated.secrets[1].secret, stored.secrets[0].secret);
-    assert_eq!(rotated.secrets[1].expires_at, Some(now() + Duration::days(1)));
+    assert_eq!(
+        rotated.secrets[1].expires_at,
+        Some(now() + Duration::days(1))
+    );
     assert_eq!(rotated.dispatch_cursor, stored.dispatch_cursor + 7);
 
     assert!(!store.delete_webhook(&other.program, &id).await.unwrap());
@@ -91,7 +117,12 @@ pub async fn webhooks_round_trip_and_rotate_their_secret(store: Arc<dyn Store>) 
 pub async fn deliveries_move_the_cursor_once(store: Arc<dyn Store>) {
     let f = Fixture::new(store.clone(), None).await;
     let id = endpoint(&f).await;
-    let from = store.get_webhook(&f.program, &id).await.unwrap().unwrap().dispatch_cursor;
+    let from = store
+        .get_webhook(&f.program, &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .dispatch_cursor;
     let first = [message(&f, &id, "a", 1), message(&f, &id, "a", 2)];
     assert!(store
         .enqueue_deliveries(&id, Some((from, from + 2)), &first)
@@ -117,7 +148,12 @@ pub async fn deliveries_move_the_cursor_once(store: Arc<dyn Store>) {
     // Newest first.
     assert_eq!(page.items[0].message.id, first[1].id);
     assert_eq!(page.items[0].message.body, first[1].body);
-    let cursor = store.get_webhook(&f.program, &id).await.unwrap().unwrap().dispatch_cursor;
+    let cursor = store
+        .get_webhook(&f.program, &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .dispatch_cursor;
     assert_eq!(cursor, from + 3);
 }
 
@@ -128,34 +164,71 @@ pub async fn a_members_messages_go_out_one_at_a_time_in_order(store: Arc<dyn Sto
     let b = message(&f, &id, "mem_b", 1);
     // Enqueued out of order: the order, not the arrival, decides.
     store
-        .enqueue_deliveries(&id, None, &[a[1].clone(), b.clone(), a[0].clone(), a[2].clone()])
+        .enqueue_deliveries(
+            &id,
+            None,
+            &[a[1].clone(), b.clone(), a[0].clone(), a[2].clone()],
+        )
         .await
         .unwrap();
     let lease = |s: i64| now() + Duration::seconds(s);
     let claimed = store.claim_deliveries(now(), lease(60), 10).await.unwrap();
     let mut expected = vec![a[0].id.clone(), b.id.clone()];
     expected.sort();
-    assert_eq!(ids(&claimed), expected, "only the head of each member's queue");
+    assert_eq!(
+        ids(&claimed),
+        expected,
+        "only the head of each member's queue"
+    );
     assert!(claimed.iter().all(|c| c.webhook.id == id));
     // Held: nobody else gets them while the lease runs.
-    assert!(store.claim_deliveries(now(), lease(60), 10).await.unwrap().is_empty());
+    assert!(store
+        .claim_deliveries(now(), lease(60), 10)
+        .await
+        .unwrap()
+        .is_empty());
 
-    let head = claimed.iter().find(|c| c.delivery.message.id == a[0].id).unwrap();
+    let head = claimed
+        .iter()
+        .find(|c| c.delivery.message.id == a[0].id)
+        .unwrap();
     let retry_at = now() + Duration::seconds(5);
     assert!(store
-        .record_attempt(&a[0].id, &head.lease, &attempt(500), DeliveryState::Pending, Some(retry_at))
+        .record_attempt(
+            &a[0].id,
+            &head.lease,
+            &attempt(500),
+            DeliveryState::Pending,
+            Some(retry_at)
+        )
         .await
         .unwrap());
     // The failed head waits for its retry, and the member's next message waits behind it.
-    assert!(store.claim_deliveries(now(), lease(60), 10).await.unwrap().is_empty());
-    let again = store.claim_deliveries(retry_at, lease(60), 10).await.unwrap();
+    assert!(store
+        .claim_deliveries(now(), lease(60), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = store
+        .claim_deliveries(retry_at, lease(60), 10)
+        .await
+        .unwrap();
     assert_eq!(ids(&again), vec![a[0].id.clone()]);
     assert_eq!(again[0].delivery.attempts, vec![attempt(500)]);
     assert!(store
-        .record_attempt(&a[0].id, &again[0].lease, &attempt(204), DeliveryState::Delivered, None)
+        .record_attempt(
+            &a[0].id,
+            &again[0].lease,
+            &attempt(204),
+            DeliveryState::Delivered,
+            None
+        )
         .await
         .unwrap());
-    let next = store.claim_deliveries(retry_at, lease(60), 10).await.unwrap();
+    let next = store
+        .claim_deliveries(retry_at, lease(60), 10)
+        .await
+        .unwrap();
     assert_eq!(ids(&next), vec![a[1].id.clone()]);
 
     // The log: every attempt, oldest first.
@@ -175,7 +248,10 @@ pub async fn an_expired_lease_is_claimed_again_and_the_late_worker_records_nothi
     let f = Fixture::new(store.clone(), None).await;
     let id = endpoint(&f).await;
     let m = message(&f, &id, "mem_a", 1);
-    store.enqueue_deliveries(&id, None, &[m.clone()]).await.unwrap();
+    store
+        .enqueue_deliveries(&id, None, std::slice::from_ref(&m))
+        .await
+        .unwrap();
     let first = store
         .claim_deliveries(now(), now() + Duration::seconds(30), 10)
         .await
@@ -189,16 +265,34 @@ pub async fn an_expired_lease_is_claimed_again_and_the_late_worker_records_nothi
     assert_eq!(ids(&second), vec![m.id.clone()]);
     assert_ne!(first[0].lease, second[0].lease);
     assert!(!store
-        .record_attempt(&m.id, &first[0].lease, &attempt(204), DeliveryState::Delivered, None)
+        .record_attempt(
+            &m.id,
+            &first[0].lease,
+            &attempt(204),
+            DeliveryState::Delivered,
+            None
+        )
         .await
         .unwrap());
     assert!(store
-        .record_attempt(&m.id, &second[0].lease, &attempt(204), DeliveryState::Delivered, None)
+        .record_attempt(
+            &m.id,
+            &second[0].lease,
+            &attempt(204),
+            DeliveryState::Delivered,
+            None
+        )
         .await
         .unwrap());
     // A lease is used once.
     assert!(!store
-        .record_attempt(&m.id, &second[0].lease, &attempt(204), DeliveryState::Delivered, None)
+        .record_attempt(
+            &m.id,
+            &second[0].lease,
+            &attempt(204),
+            DeliveryState::Delivered,
+            None
+        )
         .await
         .unwrap());
     let page = store
@@ -214,7 +308,10 @@ pub async fn concurrent_workers_never_claim_one_delivery_twice(store: Arc<dyn St
     let messages: Vec<_> = (0..60)
         .map(|n| message(&f, &id, &format!("mem_{n}"), 1))
         .collect();
-    store.enqueue_deliveries(&id, None, &messages).await.unwrap();
+    store
+        .enqueue_deliveries(&id, None, &messages)
+        .await
+        .unwrap();
     let workers: Vec<_> = (0..6)
         .map(|_| {
             let store = store.clone();
@@ -247,13 +344,22 @@ pub async fn a_manual_retry_sends_a_delivery_again(store: Arc<dyn Store>) {
     let other = Fixture::new(store.clone(), None).await;
     let id = endpoint(&f).await;
     let m = message(&f, &id, "mem_a", 1);
-    store.enqueue_deliveries(&id, None, &[m.clone()]).await.unwrap();
+    store
+        .enqueue_deliveries(&id, None, std::slice::from_ref(&m))
+        .await
+        .unwrap();
     let claimed = store
         .claim_deliveries(now(), now() + Duration::minutes(1), 1)
         .await
         .unwrap();
     store
-        .record_attempt(&m.id, &claimed[0].lease, &attempt(410), DeliveryState::Failed, None)
+        .record_attempt(
+            &m.id,
+            &claimed[0].lease,
+            &attempt(410),
+            DeliveryState::Failed,
+            None,
+        )
         .await
         .unwrap();
     assert!(store
@@ -291,7 +397,10 @@ pub async fn deleting_an_endpoint_drops_its_deliveries(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let other = message(&f, &kept, "mem_a", 1);
-    store.enqueue_deliveries(&kept, None, &[other.clone()]).await.unwrap();
+    store
+        .enqueue_deliveries(&kept, None, std::slice::from_ref(&other))
+        .await
+        .unwrap();
     assert!(store.delete_webhook(&f.program, &id).await.unwrap());
     let claimed = store
         .claim_deliveries(now(), now() + Duration::minutes(1), 100)
@@ -310,8 +419,11 @@ pub async fn deleting_an_endpoint_drops_its_deliveries(store: Arc<dyn Store>) {
 /// member.
 pub async fn committed_changes_become_deliveries_once(store: Arc<dyn Store>) {
     let f = Fixture::new(store.clone(), Some(json!([]))).await;
-    f.send(&article("before", "ann@example.com", "sport", 5).to_string(), false)
-        .await;
+    f.send(
+        &article("before", "ann@example.com", "sport", 5).to_string(),
+        false,
+    )
+    .await;
     let both = endpoint(&f).await;
     let spec = WebhookSpec {
         url: "https://hooks.example.com/points".into(),
@@ -323,8 +435,13 @@ pub async fn committed_changes_become_deliveries_once(store: Arc<dyn Store>) {
         .create_webhook(&f.program, spec, TargetPolicy::default())
         .await
         .unwrap();
-    for (id, email) in [("e-1", "ann@example.com"), ("e-2", "bob@example.com"), ("e-3", "ann@example.com")] {
-        f.send(&article(id, email, "sport", 5).to_string(), false).await;
+    for (id, email) in [
+        ("e-1", "ann@example.com"),
+        ("e-2", "bob@example.com"),
+        ("e-3", "ann@example.com"),
+    ] {
+        f.send(&article(id, email, "sport", 5).to_string(), false)
+            .await;
     }
     // The feed may be numbered a moment after the commit (PostgreSQL): dispatch until the
     // three events and their three awards are there.
@@ -341,13 +458,21 @@ pub async fn committed_changes_become_deliveries_once(store: Arc<dyn Store>) {
     let list = |id: WebhookId| {
         let engine = f.engine.clone();
         let program = f.program.clone();
-        async move { engine.list_deliveries(&program, &id, None, None).await.unwrap().items }
+        async move {
+            engine
+                .list_deliveries(&program, &id, None, None)
+                .await
+                .unwrap()
+                .items
+        }
     };
     let all = list(both.clone()).await;
     assert_eq!(all.len(), 6);
     let points = list(points_only.id.clone()).await;
     assert_eq!(points.len(), 3);
-    assert!(points.iter().all(|d| d.message.message_type == "member.points_changed"));
+    assert!(points
+        .iter()
+        .all(|d| d.message.message_type == "member.points_changed"));
     // Oldest first: ann's balances after each award, in commit order.
     let ann = f.member("ann@example.com").await;
     let balances: Vec<i64> = points
@@ -361,15 +486,23 @@ pub async fn committed_changes_become_deliveries_once(store: Arc<dyn Store>) {
             body["data"]["balance"].as_i64().unwrap()
         })
         .collect();
-    assert_eq!(balances, vec![20, 30], "the award before the endpoint existed is not sent");
+    assert_eq!(
+        balances,
+        vec![20, 30],
+        "the award before the endpoint existed is not sent"
+    );
     let orders: Vec<i64> = points.iter().rev().map(|d| d.message.order).collect();
     assert!(orders.windows(2).all(|w| w[0] < w[1]));
-    assert!(points.iter().all(|d| d.message.ordering_key.starts_with("mem_")));
+    assert!(points
+        .iter()
+        .all(|d| d.message.ordering_key.starts_with("mem_")));
     let logged: Vec<Value> = all
         .iter()
         .filter(|d| d.message.message_type == "event.logged")
         .map(|d| serde_json::from_str(&d.message.body).unwrap())
         .collect();
     assert_eq!(logged.len(), 3);
-    assert!(logged.iter().all(|b| b["data"]["status"] == "accepted" && b["data"].get("raw").is_none()));
+    assert!(logged
+        .iter()
+        .all(|b| b["data"]["status"] == "accepted" && b["data"].get("raw").is_none()));
 }

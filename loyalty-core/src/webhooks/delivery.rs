@@ -52,9 +52,13 @@ pub struct Attempt {
 /// What an attempt came to, as the sender saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AttemptOutcome {
-    Answered { status: u16 },
+    Answered {
+        status: u16,
+    },
     /// No answer: the error, for the log (never with a secret or the body in it).
-    NoAnswer { error: String },
+    NoAnswer {
+        error: String,
+    },
 }
 
 impl AttemptOutcome {

@@ -153,8 +153,7 @@ fn parse_events(names: &[String]) -> Result<Vec<EventKind>> {
     for (index, name) in names.iter().enumerate() {
         let kind = EventKind::parse(name).ok_or_else(|| Error::Invalid {
             path: format!("/events/{index}"),
-            message: "unknown event; the events are member.points_changed and event.logged"
-                .into(),
+            message: "unknown event; the events are member.points_changed and event.logged".into(),
         })?;
         events.push(kind);
     }
@@ -167,9 +166,11 @@ fn parse_events(names: &[String]) -> Result<Vec<EventKind>> {
 fn secret_or_generated(given: Option<String>, path: &str) -> Result<(Secret, Option<Secret>)> {
     match given {
         Some(secret) => {
-            let key = secret
-                .strip_prefix("whsec_")
-                .and_then(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded).ok());
+            let key = secret.strip_prefix("whsec_").and_then(|encoded| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .ok()
+            });
             match key {
                 Some(key) if (24..=64).contains(&key.len()) => Ok((Secret::new(secret), None)),
                 _ => Err(Error::Invalid {

@@ -113,7 +113,10 @@ mod tests {
     fn jitter_stays_within_a_fifth_and_varies() {
         let schedule = RetrySchedule::standard();
         let lowest = schedule.delay_after(3, 0.0).unwrap().num_milliseconds();
-        let highest = schedule.delay_after(3, 0.999_999).unwrap().num_milliseconds();
+        let highest = schedule
+            .delay_after(3, 0.999_999)
+            .unwrap()
+            .num_milliseconds();
         assert_eq!(lowest, 48_000);
         assert!((71_999..=72_000).contains(&highest), "{highest}");
         let drawn: std::collections::HashSet<i64> = (0..20)
@@ -126,7 +129,10 @@ mod tests {
     #[test]
     fn a_scaled_schedule_keeps_its_shape() {
         let scaled = RetrySchedule::scaled(0.001);
-        assert_eq!(scaled.max_attempts(), RetrySchedule::standard().max_attempts());
+        assert_eq!(
+            scaled.max_attempts(),
+            RetrySchedule::standard().max_attempts()
+        );
         assert_eq!(scaled.delay_after(1, 0.5).unwrap().num_milliseconds(), 5);
     }
 }

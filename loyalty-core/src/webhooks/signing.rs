@@ -104,7 +104,10 @@ mod tests {
         assert_eq!(headers.timestamp, "1614265330");
         let entries: Vec<&str> = headers.signature.split(' ').collect();
         assert_eq!(entries.len(), 2, "the expired secret no longer signs");
-        assert_eq!(entries[0], "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_eq!(
+            entries[0],
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
         assert!(!format!("{headers:?}").contains("v1,"));
     }
 }

@@ -137,24 +137,38 @@ async fn changes_are_delivered_signed_retried_in_member_order_and_logged() {
     let (server, _) = TestServer::start_with_webhooks(fast_worker(true)).await;
     let receiver = Receiver::start(2).await;
     let (program, token, connector) = server.program_with_query_connector().await;
-    server.seed_rule(&program, &token, &connector, json!([])).await;
+    server
+        .seed_rule(&program, &token, &connector, json!([]))
+        .await;
     let created = webhook(&server, &program, &token, &receiver.url).await;
     let secret = created["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
     let wid = created["id"].as_str().unwrap();
     // Never shown again.
     let read = server
-        .ok(Method::GET, &format!("/v1/programs/{program}/webhooks/{wid}"), &token, None)
+        .ok(
+            Method::GET,
+            &format!("/v1/programs/{program}/webhooks/{wid}"),
+            &token,
+            None,
+        )
         .await;
     assert!(read.get("secret").is_none(), "{read}");
     assert!(!read.to_string().contains(&secret));
 
-    for (n, email) in ["ann@example.com", "ann@example.com", "bob@example.com", "ann@example.com"]
-        .iter()
-        .enumerate()
+    for (n, email) in [
+        "ann@example.com",
+        "ann@example.com",
+        "bob@example.com",
+        "ann@example.com",
+    ]
+    .iter()
+    .enumerate()
     {
         let body = article(&format!("e-{n}"), email, "sport", 5).to_string();
-        let (status, _) = server.send(&connector, "?token=s3cret-token", &[], body).await;
+        let (status, _) = server
+            .send(&connector, "?token=s3cret-token", &[], body)
+            .await;
         assert_eq!(status, StatusCode::OK);
     }
     // Four events logged and four awards: eight messages, each answered 500, 500, then 204.
@@ -185,14 +199,23 @@ async fn changes_are_delivered_signed_retried_in_member_order_and_logged() {
     let mut open: HashMap<String, String> = HashMap::new();
     let mut balances = Vec::new();
     for message in &received {
-        let member = message.body["data"]["memberId"].as_str().unwrap().to_owned();
+        let member = message.body["data"]["memberId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         if let Some(waiting) = open.get(&member) {
-            assert_eq!(waiting, &message.id, "a member's next message came before the last was delivered");
+            assert_eq!(
+                waiting, &message.id,
+                "a member's next message came before the last was delivered"
+            );
         }
         if message.answered == 204 {
             open.remove(&member);
             if message.body["type"] == "member.points_changed" {
-                balances.push((member.clone(), message.body["data"]["balance"].as_i64().unwrap()));
+                balances.push((
+                    member.clone(),
+                    message.body["data"]["balance"].as_i64().unwrap(),
+                ));
             }
         } else {
             open.insert(member, message.id.clone());
@@ -234,7 +257,12 @@ async fn changes_are_delivered_signed_retried_in_member_order_and_logged() {
     assert_eq!(items.len(), 8);
     for item in items {
         assert_eq!(item["state"], "delivered", "{item}");
-        let statuses: Vec<&Value> = item["attempts"].as_array().unwrap().iter().map(|a| &a["status"]).collect();
+        let statuses: Vec<&Value> = item["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| &a["status"])
+            .collect();
         assert_eq!(statuses, vec![&json!(500), &json!(500), &json!(204)]);
         assert!(by_id.contains_key(item["webhookId"].as_str().unwrap()));
         assert_eq!(item["endpointId"], *wid);
@@ -252,7 +280,12 @@ async fn test_messages_rotation_and_manual_retries() {
     let base = format!("/v1/programs/{program}/webhooks/{wid}");
 
     let rotated = server
-        .ok(Method::POST, &format!("{base}/rotate-secret"), &token, Some(json!({"graceSeconds": 3600})))
+        .ok(
+            Method::POST,
+            &format!("{base}/rotate-secret"),
+            &token,
+            Some(json!({"graceSeconds": 3600})),
+        )
         .await;
     let new = rotated["secret"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
@@ -263,7 +296,9 @@ async fn test_messages_rotation_and_manual_retries() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
     assert_eq!(queued["type"], "webhook.test");
-    let received = receiver.wait_for("the test message", |r| !r.is_empty()).await;
+    let received = receiver
+        .wait_for("the test message", |r| !r.is_empty())
+        .await;
     let test = &received[0];
     assert_eq!(test.id, queued["webhookId"].as_str().unwrap());
     assert_eq!(test.body["type"], "webhook.test");
@@ -281,30 +316,52 @@ async fn test_messages_rotation_and_manual_retries() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{retried}");
-    let received = receiver.wait_for("the message again", |r| r.len() >= 2).await;
+    let received = receiver
+        .wait_for("the message again", |r| r.len() >= 2)
+        .await;
     assert_eq!(received[1].id, test.id);
     assert_eq!(received[1].raw, test.raw);
     let (status, _) = server
-        .call(Method::POST, &format!("{base}/deliveries/msg_nope/retry"), Some(&token), None)
+        .call(
+            Method::POST,
+            &format!("{base}/deliveries/msg_nope/retry"),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Rotating with no grace drops the old secret at once.
     let rotated = server
-        .ok(Method::POST, &format!("{base}/rotate-secret"), &token, Some(json!({"graceSeconds": 0})))
+        .ok(
+            Method::POST,
+            &format!("{base}/rotate-secret"),
+            &token,
+            Some(json!({"graceSeconds": 0})),
+        )
         .await;
     assert!(rotated["previousSecretExpiresAt"].is_null());
     let newest = rotated["secret"].as_str().unwrap().to_owned();
-    server.ok(Method::POST, &format!("{base}/test"), &token, None).await;
+    server
+        .ok(Method::POST, &format!("{base}/test"), &token, None)
+        .await;
     let received = receiver.wait_for("a third message", |r| r.len() >= 3).await;
     assert!(verifies(&newest, &received[2]) && !verifies(&new, &received[2]));
 
     // Deleted: gone, with its deliveries.
     server.ok(Method::DELETE, &base, &token, None).await;
-    let (status, _) = server.call(Method::GET, &format!("{base}/deliveries"), Some(&token), None).await;
+    let (status, _) = server
+        .call(
+            Method::GET,
+            &format!("{base}/deliveries"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Nothing of it shows the secret in the logs.
-    let logs = String::from_utf8_lossy(&crate::harness::captured_logs().lock().unwrap()).into_owned();
+    let logs =
+        String::from_utf8_lossy(&crate::harness::captured_logs().lock().unwrap()).into_owned();
     for secret in [&old, &new, &newest] {
         assert!(!logs.contains(secret.as_str()));
     }
@@ -339,13 +396,30 @@ async fn private_targets_are_refused_at_creation() {
         assert_eq!(body["path"], "/url");
     }
     for (body, path) in [
-        (json!({"url": "ftp://example.com/", "events": ["event.logged"]}), "/url"),
-        (json!({"url": "https://93.184.216.34/", "events": []}), "/events"),
-        (json!({"url": "https://93.184.216.34/", "events": ["member.created"]}), "/events/0"),
-        (json!({"url": "https://93.184.216.34/", "events": ["event.logged"], "secret": "whsec_c2hvcnQ="}), "/secret"),
+        (
+            json!({"url": "ftp://example.com/", "events": ["event.logged"]}),
+            "/url",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/", "events": []}),
+            "/events",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/", "events": ["member.created"]}),
+            "/events/0",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/", "events": ["event.logged"], "secret": "whsec_c2hvcnQ="}),
+            "/secret",
+        ),
     ] {
         let (status, problem) = server
-            .call(Method::POST, &format!("/v1/programs/{program}/webhooks"), Some(&token), Some(body))
+            .call(
+                Method::POST,
+                &format!("/v1/programs/{program}/webhooks"),
+                Some(&token),
+                Some(body),
+            )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
         assert_eq!(problem["path"], path, "{problem}");
@@ -361,9 +435,17 @@ async fn private_targets_are_refused_at_creation() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    assert!(created.get("secret").is_none(), "a given secret is not shown back");
+    assert!(
+        created.get("secret").is_none(),
+        "a given secret is not shown back"
+    );
     let list = server
-        .ok(Method::GET, &format!("/v1/programs/{program}/webhooks"), ROOT, None)
+        .ok(
+            Method::GET,
+            &format!("/v1/programs/{program}/webhooks"),
+            ROOT,
+            None,
+        )
         .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert!(!list.to_string().contains("whsec_"));
@@ -393,12 +475,24 @@ async fn private_targets_are_refused_at_delivery() {
             events: vec!["event.logged".into()],
             secret: None,
         };
-        let allowed = TargetPolicy { allow_private: true };
-        let (view, _) = engine.create_webhook(&program.id, spec, allowed).await.unwrap();
-        engine.send_test_message(&program.id, &view.id).await.unwrap();
+        let allowed = TargetPolicy {
+            allow_private: true,
+        };
+        let (view, _) = engine
+            .create_webhook(&program.id, spec, allowed)
+            .await
+            .unwrap();
+        engine
+            .send_test_message(&program.id, &view.id)
+            .await
+            .unwrap();
         endpoints.push(view.id);
     }
-    tokio::spawn(run_webhook_worker(engine.clone(), fast_worker(false), std::future::pending()));
+    tokio::spawn(run_webhook_worker(
+        engine.clone(),
+        fast_worker(false),
+        std::future::pending(),
+    ));
     for endpoint in &endpoints {
         let mut attempts = Vec::new();
         for _ in 0..1200 {
