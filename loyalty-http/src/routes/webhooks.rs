@@ -4,7 +4,9 @@
 use super::members::limit_of;
 use super::Items;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{query_value, AdminQuery, JsonBody, PathIds, ProgramAdmin, RequestBody};
+use crate::extract::{
+    deserialize, query_value, AdminQuery, JsonBody, PathIds, ProgramAdmin, RequestBody,
+};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,8 +21,19 @@ use loyalty_core::webhooks::{
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-impl RequestBody for WebhookSpec {}
-impl RequestBody for RotationSpec {}
+/// A webhook body: a JSON object (serde would read a struct from an array too), then read
+/// into its spec.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct ObjectBody(serde_json::Map<String, serde_json::Value>);
+
+impl RequestBody for ObjectBody {}
+
+impl ObjectBody {
+    fn into_spec<T: serde::de::DeserializeOwned>(self) -> ApiResult<T> {
+        deserialize(serde_json::Value::Object(self.0))
+    }
+}
 
 #[derive(Deserialize)]
 pub(crate) struct WebhookPath {
@@ -105,8 +118,9 @@ fn policy(state: &AppState) -> TargetPolicy {
 pub(crate) async fn create(
     State(state): State<AppState>,
     ProgramAdmin(program_id): ProgramAdmin,
-    JsonBody(spec): JsonBody<WebhookSpec>,
+    JsonBody(body): JsonBody<ObjectBody>,
 ) -> ApiResult<(StatusCode, Json<WebhookAnswer>)> {
+    let spec: WebhookSpec = body.into_spec()?;
     state.engine.get_program(&program_id).await?;
     // A name is resolved here (I/O), before the engine checks the rest and stores.
     let policy = policy(&state);
@@ -197,8 +211,9 @@ pub(crate) async fn rotate(
     State(state): State<AppState>,
     ProgramAdmin(program_id): ProgramAdmin,
     PathIds(path): PathIds<WebhookPath>,
-    JsonBody(spec): JsonBody<RotationSpec>,
+    JsonBody(body): JsonBody<ObjectBody>,
 ) -> ApiResult<Json<WebhookAnswer>> {
+    let spec: RotationSpec = body.into_spec()?;
     let (view, secret) = state
         .engine
         .rotate_webhook_secret(&program_id, &WebhookId::new(path.webhook_id), spec)

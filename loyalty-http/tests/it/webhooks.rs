@@ -424,6 +424,16 @@ async fn private_targets_are_refused_at_creation() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
         assert_eq!(problem["path"], path, "{problem}");
     }
+    // A body is an object (serde would take a struct's fields from an array).
+    let (status, _) = server
+        .call(
+            Method::POST,
+            &format!("/v1/programs/{program}/webhooks"),
+            Some(&token),
+            Some(json!(["https://93.184.216.34/", ["event.logged"]])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     // A public address is accepted (this server runs no worker: nothing is sent).
     let secret = format!("whsec_{}", BASE64.encode([7u8; 32]));
     let (status, created) = server
