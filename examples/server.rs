@@ -9,6 +9,7 @@ use clap::Parser;
 use loyalty::core::clock::SystemClock;
 use loyalty::core::store::Store;
 use loyalty::core::{Engine, Limits};
+use loyalty::http::webhooks::{run_webhook_worker, WebhookConfig};
 use loyalty::http::{serve, AppState, HttpConfig};
 use loyalty::store_memory::MemoryStore;
 use std::sync::Arc;
@@ -65,6 +66,23 @@ struct Args {
     /// the URL (HubSpot) are verified against it, unless a connector names its own.
     #[arg(long, env = "LOYALTY_PUBLIC_BASE_URL")]
     public_base_url: Option<String>,
+    /// Accept and send to webhook targets on loopback, private and link-local addresses
+    /// (refused otherwise, at creation and at every delivery).
+    #[arg(long, env = "LOYALTY_ALLOW_PRIVATE_WEBHOOK_TARGETS")]
+    allow_private_webhook_targets: bool,
+    /// Whether this process sends webhooks (`false`: endpoints and deliveries are kept, and
+    /// other processes on the same database send them).
+    #[arg(long, env = "LOYALTY_WEBHOOK_DELIVERY", default_value_t = true, action = clap::ArgAction::Set)]
+    webhook_delivery: bool,
+    /// Multiplies every webhook retry delay (tests: 0.001 makes the first retries come after
+    /// 5 and 15 ms).
+    #[arg(
+        long,
+        env = "LOYALTY_WEBHOOK_RETRY_SCALE",
+        default_value_t = 1.0,
+        hide = true
+    )]
+    webhook_retry_scale: f64,
     /// Log lines as JSON (for log shippers) instead of text.
     #[arg(long, env = "LOYALTY_LOG_JSON")]
     log_json: bool,
@@ -166,18 +184,45 @@ async fn main() -> anyhow::Result<()> {
     let mut config = HttpConfig::new(&admin_token);
     config.connector_rate_limit = Some(args.connector_rate_limit).filter(|n| *n > 0);
     config.reads_from_replica = args.database_read_url.is_some();
-    let state = AppState::new(engine, config);
+    config.allow_private_webhook_targets = args.allow_private_webhook_targets;
+    let state = AppState::new(engine.clone(), config);
     // Replays a stopped process left running are resumed (applying again changes nothing).
     loyalty::http::resume_replays(&state)
         .await
         .context("could not read the replays left running")?;
+
+    // The webhook worker stops with the server (attempts in flight are finished).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = args.webhook_delivery.then(|| {
+        let retry = if args.webhook_retry_scale > 0.0 && args.webhook_retry_scale != 1.0 {
+            loyalty::core::webhooks::RetrySchedule::scaled(args.webhook_retry_scale)
+        } else {
+            loyalty::core::webhooks::RetrySchedule::standard()
+        };
+        let config = WebhookConfig {
+            allow_private_targets: args.allow_private_webhook_targets,
+            retry,
+            ..WebhookConfig::default()
+        };
+        let mut stopped = stopped.clone();
+        tokio::spawn(run_webhook_worker(engine.clone(), config, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    });
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("could not listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, store = store_name, "loyalty server listening on http://{address} with the {store_name} store");
-    serve(listener, state, shutdown_signal()).await?;
+    serve(listener, state, async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    })
+    .await?;
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     tracing::info!("loyalty server stopped");
     Ok(())
 }

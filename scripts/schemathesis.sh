@@ -18,6 +18,9 @@
 #                    finding: --include-operation-id createRule --report har)
 #   CARGO_TARGET_DIR as for cargo
 #
+# The server sends no webhooks (--webhook-delivery false): Schemathesis creates endpoints with
+# whatever public URLs it makes up, and nothing may be sent there.
+#
 # Schemathesis is pinned: another version generates other cases and may check more.
 set -euo pipefail
 
@@ -47,7 +50,7 @@ if [ -n "${ST_DATABASE_URL:-}" ]; then
   STORE=(--database-url "$ST_DATABASE_URL")
 fi
 env -u DATABASE_URL LOYALTY_ADMIN_TOKEN="$ROOT_TOKEN" "$TARGET_DIR/debug/examples/server" \
-  --listen "127.0.0.1:$PORT" "${STORE[@]}" >"$WORK/server.log" 2>&1 &
+  --listen "127.0.0.1:$PORT" "${STORE[@]}" --webhook-delivery false >"$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do
@@ -86,6 +89,9 @@ PURCHASES_BODY="$(python3 -c 'import json,sys; print(json.dumps({"name": "Orders
 PURCHASE_CONNECTOR_ID="$(admin POST "/v1/programs/$PROGRAM_ID/connectors" "$PURCHASES_BODY" | field '["id"]')"
 DOOMED_RULE_ID="$(admin POST "/v1/programs/$PROGRAM_ID/rules" \
   "{\"name\":\"Any\",\"connectorId\":\"$CONNECTOR_ID\",\"points\":{\"fixed\":1}}" | field '["id"]')"
+WEBHOOK_BODY='{"url":"https://93.184.216.34/hooks","events":["member.points_changed","event.logged"]}'
+WEBHOOK_ID="$(admin POST "/v1/programs/$PROGRAM_ID/webhooks" "$WEBHOOK_BODY" | field '["id"]')"
+DOOMED_WEBHOOK_ID="$(admin POST "/v1/programs/$PROGRAM_ID/webhooks" "$WEBHOOK_BODY" | field '["id"]')"
 EVENT_ID="$(echo "$INGESTED" | field '["results"][0]["eventId"]')"
 MEMBER_ID="$(echo "$INGESTED" | field '["results"][0]["memberId"]')"
 export ST_ROOT_TOKEN="$ROOT_TOKEN" ST_PROGRAM_ID="$PROGRAM_ID" ST_CONNECTOR_ID="$CONNECTOR_ID" \
@@ -93,6 +99,7 @@ export ST_ROOT_TOKEN="$ROOT_TOKEN" ST_PROGRAM_ID="$PROGRAM_ID" ST_CONNECTOR_ID="
   ST_MEMBER_ID="$MEMBER_ID" ST_DOOMED_CONNECTOR_ID="$DOOMED_CONNECTOR_ID" \
   ST_DOOMED_RULE_ID="$DOOMED_RULE_ID" ST_SPARE_CONNECTOR_ID="$SPARE_CONNECTOR_ID" \
   ST_PURCHASE_CONNECTOR_ID="$PURCHASE_CONNECTOR_ID" ST_MAPPING="$MAPPING" \
+  ST_WEBHOOK_ID="$WEBHOOK_ID" ST_DOOMED_WEBHOOK_ID="$DOOMED_WEBHOOK_ID" \
   ST_HOOKS="$ROOT/scripts/schemathesis/hooks.py"
 
 # One worker: with two, Schemathesis 4.32.5 now and then crashes inside its coverage phase (a

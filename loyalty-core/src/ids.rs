@@ -91,6 +91,18 @@ id_type!(
     "rpl"
 );
 
+id_type!(
+    /// An outbound webhook endpoint of a program.
+    WebhookId,
+    "whk"
+);
+id_type!(
+    /// One message to one webhook endpoint: the `webhook-id` it is sent with, the same on
+    /// every attempt, so that a receiver can drop a message it already handled.
+    MessageId,
+    "msg"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,6 +75,7 @@ pub mod store;
 pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhooks;
 
 pub use engine::{Engine, Limits};
 pub use error::Error;

@@ -80,3 +80,13 @@ pub(crate) fn random_bytes_32() -> [u8; 32] {
     out[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     out
 }
+
+/// A new Standard Webhooks secret: `whsec_` and the base64 of 32 random bytes (the
+/// specification asks for 24 to 64).
+pub fn generate_standard_webhooks_secret() -> Secret {
+    use base64::Engine as _;
+    Secret::new(format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(random_bytes_32())
+    ))
+}

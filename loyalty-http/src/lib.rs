@@ -31,6 +31,7 @@ mod replays;
 mod request_log;
 mod routes;
 pub mod stream;
+pub mod webhooks;
 
 use axum::Router;
 use loyalty_core::secret::TokenHash;
@@ -57,6 +58,10 @@ pub struct HttpConfig {
     /// Whether the store reads the event log and members' activity from a replica: those
     /// answers then say `Loyalty-Read-From: replica` (they may lag the primary).
     pub reads_from_replica: bool,
+    /// Webhook targets on loopback, private and link-local addresses are accepted (they are
+    /// refused with 422 otherwise). The delivery worker has its own setting
+    /// ([`webhooks::WebhookConfig`]); a server sets both from one flag.
+    pub allow_private_webhook_targets: bool,
 }
 
 impl HttpConfig {
@@ -66,6 +71,7 @@ impl HttpConfig {
             max_admin_body_bytes: 2 * 1024 * 1024,
             connector_rate_limit: None,
             reads_from_replica: false,
+            allow_private_webhook_targets: false,
         }
     }
 }

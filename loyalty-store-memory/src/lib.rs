@@ -17,7 +17,8 @@ use loyalty_core::feed::{
     Change, ChangeBody, ChangePage, FeedPosition, FeedSignal, LedgerChange, LoggedEvent,
 };
 use loyalty_core::ids::{
-    ConnectorId, EventId, LedgerEntryId, MemberId, ProgramId, ReplayId, RuleId,
+    ConnectorId, EventId, LedgerEntryId, MemberId, MessageId, ProgramId, ReplayId, RuleId,
+    WebhookId,
 };
 use loyalty_core::ledger::{
     ActivityItem, EntryKind, ErrorGroup, EventFilter, ItemStatus, LedgerEntry, LogEntry, Page,
@@ -40,6 +41,9 @@ use loyalty_core::store::{
     EventReversal, PendingItem, Prior, PurchaseFound, RefundCandidate, RefundDecision, Reversed,
     Store, StoreResult,
 };
+use loyalty_core::webhooks::{
+    Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook,
+};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
@@ -53,11 +57,13 @@ use sharded::ShardedMap;
 use parking_lot::{Mutex, MutexGuard};
 
 mod sharded;
+mod webhooks;
 
 /// The in-memory store.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    webhooks: Mutex<webhooks::WebhookState>,
     /// Raised after every write, once the lock is released.
     feed: FeedSignal,
 }
@@ -987,6 +993,78 @@ impl Store for MemoryStore {
 
     fn feed_signal(&self) -> FeedSignal {
         self.feed.clone()
+    }
+
+    async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        self.webhooks.lock().put_webhook(webhook);
+        Ok(())
+    }
+
+    async fn get_webhook(
+        &self,
+        program: &ProgramId,
+        id: &WebhookId,
+    ) -> StoreResult<Option<Webhook>> {
+        Ok(self.webhooks.lock().get_webhook(program, id))
+    }
+
+    async fn list_webhooks(&self, program: Option<&ProgramId>) -> StoreResult<Vec<Webhook>> {
+        Ok(self.webhooks.lock().list_webhooks(program))
+    }
+
+    async fn delete_webhook(&self, program: &ProgramId, id: &WebhookId) -> StoreResult<bool> {
+        Ok(self.webhooks.lock().delete_webhook(program, id))
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        webhook: &WebhookId,
+        cursor: Option<(i64, i64)>,
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<bool> {
+        Ok(self.webhooks.lock().enqueue(webhook, cursor, deliveries))
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        Ok(self.webhooks.lock().claim(now, lease_until, limit))
+    }
+
+    async fn record_attempt(
+        &self,
+        delivery: &MessageId,
+        lease: &str,
+        attempt: &Attempt,
+        state: DeliveryState,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        Ok(self
+            .webhooks
+            .lock()
+            .record(delivery, lease, attempt, state, next_attempt_at))
+    }
+
+    async fn list_deliveries(
+        &self,
+        program: &ProgramId,
+        webhook: &WebhookId,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        Ok(self.webhooks.lock().list(program, webhook, page))
+    }
+
+    async fn retry_delivery(
+        &self,
+        program: &ProgramId,
+        webhook: &WebhookId,
+        id: &MessageId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Delivery>> {
+        Ok(self.webhooks.lock().retry(program, webhook, id, now))
     }
 }
 

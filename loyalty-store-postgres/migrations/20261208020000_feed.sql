@@ -113,6 +113,11 @@ BEGIN
         WHERE f.program_id = p_program AND f.at >= now() - p_retention
         ORDER BY f.position LIMIT 1;
         keep_from := COALESCE(keep_from, head + 1);
+        -- Never what a webhook endpoint has yet to dispatch: its deliveries are made from
+        -- these rows, however long its workers were away. (The table comes with the
+        -- webhooks' migration; PL/pgSQL resolves it when this runs.)
+        keep_from := LEAST(keep_from, (SELECT min(w.dispatch_cursor) + 1 FROM webhooks w
+                                       WHERE w.program_id = p_program));
         DELETE FROM feed f WHERE f.program_id = p_program AND f.position < keep_from;
         pruned := GREATEST(pruned, keep_from - 1);
         UPDATE feed_heads SET position = head, pruned_through = pruned, pruned_at = now()

@@ -104,6 +104,7 @@ mod points;
 mod purge;
 mod replay;
 mod rows;
+mod webhooks;
 
 pub use commit::CommitStats;
 pub use error::PostgresStoreError;
@@ -116,7 +117,9 @@ use hosts::{DatabaseUrl, Target};
 use loyalty_core::connector::Connector;
 use loyalty_core::error::StoreError;
 use loyalty_core::feed::{ChangePage, FeedPosition, FeedSignal};
-use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId, ReplayId, RuleId};
+use loyalty_core::ids::{
+    ConnectorId, EventId, MemberId, MessageId, ProgramId, ReplayId, RuleId, WebhookId,
+};
 use loyalty_core::ledger::{
     ActivityItem, ErrorGroup, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
 };
@@ -126,6 +129,9 @@ use loyalty_core::replay::{ReplayApplied, ReplayChange, ReplayReader, ReplayReco
 use loyalty_core::rules::{Rule, Usage, UsageCount, UsageKey};
 use loyalty_core::store::{
     Adjusted, Adjustment, CommitBatch, EventReversal, PurchaseFound, Reversed, Store, StoreResult,
+};
+use loyalty_core::webhooks::{
+    Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook,
 };
 use rows::{
     CONNECTOR_COLUMNS, EVENT_COLUMNS, LEDGER_COLUMNS, MEMBER_COLUMNS, PROGRAM_COLUMNS, RULE_COLUMNS,
@@ -957,6 +963,77 @@ impl Store for PostgresStore {
 
     fn feed_signal(&self) -> FeedSignal {
         self.feed.signal()
+    }
+
+    async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        Ok(webhooks::put_webhook(&self.pool, webhook).await?)
+    }
+
+    async fn get_webhook(
+        &self,
+        program: &ProgramId,
+        id: &WebhookId,
+    ) -> StoreResult<Option<Webhook>> {
+        Ok(webhooks::get_webhook(&self.pool, program, id).await?)
+    }
+
+    async fn list_webhooks(&self, program: Option<&ProgramId>) -> StoreResult<Vec<Webhook>> {
+        Ok(webhooks::list_webhooks(&self.pool, program).await?)
+    }
+
+    async fn delete_webhook(&self, program: &ProgramId, id: &WebhookId) -> StoreResult<bool> {
+        Ok(webhooks::delete_webhook(&self.pool, program, id).await?)
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        webhook: &WebhookId,
+        cursor: Option<(i64, i64)>,
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<bool> {
+        self.retrying("enqueue deliveries", || {
+            webhooks::enqueue(&self.pool, webhook, cursor, deliveries)
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        Ok(webhooks::claim(&self.pool, now, lease_until, limit).await?)
+    }
+
+    async fn record_attempt(
+        &self,
+        delivery: &MessageId,
+        lease: &str,
+        attempt: &Attempt,
+        state: DeliveryState,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        Ok(webhooks::record(&self.pool, delivery, lease, attempt, state, next_attempt_at).await?)
+    }
+
+    async fn list_deliveries(
+        &self,
+        program: &ProgramId,
+        webhook: &WebhookId,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        Ok(webhooks::list(&self.pool, program, webhook, page).await?)
+    }
+
+    async fn retry_delivery(
+        &self,
+        program: &ProgramId,
+        webhook: &WebhookId,
+        id: &MessageId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Delivery>> {
+        Ok(webhooks::retry(&self.pool, program, webhook, id, now).await?)
     }
 }
 

@@ -46,7 +46,13 @@ def _identifier(problem):
     return problem.get("path") == "value" and "not a valid identifier" in (problem.get("detail") or "")
 
 
+def _webhook_target(problem):
+    # Whether a URL parses as one, and where its name resolves, is the server's to find out.
+    return problem.get("path") == "/url"
+
+
 KNOWN_REFUSALS = {
+    "createWebhook": _webhook_target,
     "createConnector": _mapping,
     "replaceConnector": _connector_replacement,
     "simulate": _mapping,

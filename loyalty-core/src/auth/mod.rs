@@ -22,7 +22,7 @@ pub use spec::{
     AuthSpec, AuthView, ConnectorAuth, GeneratedCredentials, SenderKind, SenderView,
     DEFAULT_QUERY_PARAM, DEFAULT_SIGNATURE_HEADER, DEFAULT_TOKEN_HEADER, DEFAULT_TOLERANCE_SECONDS,
 };
-pub use standard::standard_webhooks_signature;
+pub use standard::{sign_standard_webhooks, standard_webhooks_signature};
 
 use chrono::{DateTime, Utc};
 use common::{single_header, single_query_value};

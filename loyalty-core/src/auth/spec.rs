@@ -4,9 +4,9 @@
 use super::common::{Algorithm, Encoding};
 use super::standard::standard_webhooks_key;
 use crate::error::{Error, Result};
-use crate::secret::{generate_token, random_bytes_32, Secret, TokenHash};
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
+use crate::secret::{
+    generate_standard_webhooks_secret, generate_token, random_bytes_32, Secret, TokenHash,
+};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_QUERY_PARAM: &str = "token";
@@ -521,9 +521,9 @@ impl ConnectorAuth {
                         secrets.clone()
                     }
                     (None, _) => {
-                        let secret = format!("whsec_{}", BASE64.encode(random_bytes_32()));
-                        generated.secrets = Some(vec![secret.clone()]);
-                        vec![Secret::new(secret)]
+                        let secret = generate_standard_webhooks_secret();
+                        generated.secrets = Some(vec![secret.expose().to_owned()]);
+                        vec![secret]
                     }
                 };
                 ConnectorAuth::StandardWebhooks {

@@ -67,13 +67,7 @@ pub(super) fn verify(
     if any_matches(
         keys.iter().map(Vec::as_slice),
         Algorithm::Sha256,
-        &[
-            id.as_bytes(),
-            b".",
-            timestamp_text.as_bytes(),
-            b".",
-            request.body,
-        ],
+        &signed_content(id, timestamp_text, request.body),
         &candidates,
     ) {
         Ok(Authenticated {
@@ -85,6 +79,12 @@ pub(super) fn verify(
     }
 }
 
+/// What a Standard Webhooks signature covers: `id.timestamp.body`. Verification (here) and
+/// signing (our outbound webhooks) both use it, so they cannot disagree.
+fn signed_content<'a>(id: &'a str, timestamp: &'a str, body: &'a [u8]) -> [&'a [u8]; 5] {
+    [id.as_bytes(), b".", timestamp.as_bytes(), b".", body]
+}
+
 /// `v1,<base64>`: the Standard Webhooks signature a sender computes.
 pub fn standard_webhooks_signature(
     secret: &str,
@@ -92,7 +92,27 @@ pub fn standard_webhooks_signature(
     timestamp: i64,
     body: &[u8],
 ) -> Option<String> {
-    let key = standard_webhooks_key(&Secret::new(secret))?;
-    let digest = Algorithm::Sha256.hmac(&key, &[format!("{id}.{timestamp}.").as_bytes(), body]);
-    Some(format!("v1,{}", BASE64.encode(digest)))
+    sign_standard_webhooks(&[Secret::new(secret)], id, timestamp, body)
+}
+
+/// The `webhook-signature` header of a message signed with every one of `secrets` (during a
+/// rotation, the new secret and the old one): `v1,<base64>` entries separated by spaces, so
+/// that a receiver that knows either secret accepts it. `None` if no secret is a valid
+/// `whsec_` key.
+pub fn sign_standard_webhooks(
+    secrets: &[Secret],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Option<String> {
+    let timestamp = timestamp.to_string();
+    let signatures: Vec<String> = secrets
+        .iter()
+        .filter_map(standard_webhooks_key)
+        .map(|key| {
+            let digest = Algorithm::Sha256.hmac(&key, &signed_content(id, &timestamp, body));
+            format!("v1,{}", BASE64.encode(digest))
+        })
+        .collect();
+    (!signatures.is_empty()).then(|| signatures.join(" "))
 }

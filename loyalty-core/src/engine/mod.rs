@@ -7,6 +7,7 @@ mod admin;
 mod allowance;
 mod cache;
 mod client_id;
+mod dispatch;
 mod expiry;
 mod feed;
 mod ingest;
@@ -15,8 +16,10 @@ mod queries;
 mod replay;
 mod results;
 mod simulate;
+mod webhooks;
 
 pub use allowance::{LimitAllowance, RuleAllowance};
+pub use dispatch::DispatchReport;
 pub use expiry::MemberView;
 pub use ingest::{AuthenticatedRequest, IncomingRequest, IngestTarget};
 pub use points::{AdjustmentDone, ReversalDone};
@@ -70,6 +73,8 @@ pub struct Engine {
     /// Scheme, host and prefix under which senders reach this server, for schemes that sign
     /// the URL; a connector's own `publicBaseUrl` wins.
     public_base_url: Option<Arc<str>>,
+    /// Raised when a delivery becomes due outside the feed (a test message, a manual retry).
+    webhook_signal: crate::feed::FeedSignal,
 }
 
 impl Engine {
@@ -84,6 +89,7 @@ impl Engine {
             limits,
             connectors: ConnectorCache::default(),
             public_base_url: None,
+            webhook_signal: crate::feed::FeedSignal::new(),
         }
     }
 
@@ -109,5 +115,16 @@ impl Engine {
     /// The clock's time at the precision stores keep, whatever the clock.
     pub fn now(&self) -> DateTime<Utc> {
         stored_precision(self.clock.now())
+    }
+
+    /// Wakes delivery workers waiting for work (a new endpoint, a test message, a retry).
+    pub(crate) fn notify_webhook_workers(&self) {
+        self.webhook_signal.notify();
+    }
+
+    /// What a delivery worker waits on besides the store's feed signal: deliveries that
+    /// became due without a commit (a test message, a manual retry).
+    pub fn webhook_signal(&self) -> &crate::feed::FeedSignal {
+        &self.webhook_signal
     }
 }

@@ -13,6 +13,7 @@ mod points;
 mod reads;
 mod refunds;
 mod replays;
+mod webhooks;
 
 pub use feed::*;
 pub use ingest::*;
@@ -20,6 +21,7 @@ pub use points::*;
 pub use reads::*;
 pub use refunds::*;
 pub use replays::*;
+pub use webhooks::*;
 
 use crate::clock::FixedClock;
 use crate::connector::ConnectorSpec;
@@ -71,7 +73,15 @@ macro_rules! store_conformance_suite {
             applied_replays_change_things_once,
             backtests_of_draft_rules_replace_awards_once,
             concurrent_replays_of_one_day_award_once,
-            cancelled_replays_stop
+            cancelled_replays_stop,
+            webhooks_round_trip_and_rotate_their_secret,
+            deliveries_move_the_cursor_once,
+            a_members_messages_go_out_one_at_a_time_in_order,
+            an_expired_lease_is_claimed_again_and_the_late_worker_records_nothing,
+            concurrent_workers_never_claim_one_delivery_twice,
+            a_manual_retry_sends_a_delivery_again,
+            deleting_an_endpoint_drops_its_deliveries,
+            committed_changes_become_deliveries_once
         );
         $crate::store_feed_conformance_suite!($make);
     };

@@ -28,6 +28,10 @@ fn line_feed() -> Value {
 /// Standard base64 with its padding and canonical last symbol, after an optional `whsec_`.
 const STANDARD_WEBHOOKS_SECRET: &str = "^(whsec_)?(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$";
 
+/// A webhook secret: `whsec_` and the canonical base64 of 24 to 64 bytes (8 to 21 groups of
+/// four symbols, then maybe a last group of one or two bytes, 64 bytes at most).
+const WEBHOOK_SECRET: &str = "^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,21}|(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)|(?:[A-Za-z0-9+/]{4}){21}[A-Za-z0-9+/][AQgw]==)$";
+
 /// The mapping of the examples: an article read on a website.
 const EXAMPLE_MAPPING: &str = r#"{ "clientEventId": eventId, "profile": {"kind": "default", "value": profile.email}, "payload": {"timestamp": timestamp, "tags": [{"name": "theme", "value": article.theme}], "counters": [{"name": "total", "value": totalArticlesRead}]} }"#;
 
@@ -549,6 +553,35 @@ pub fn schemas() -> Value {
         "Me": {"oneOf": [
             object(&["role"], json!({"role": {"const": "root"}})),
             object(&["role", "programId"], json!({"role": {"const": "program"}, "programId": string}))]},
+        "WebhookSpec": stored(json!({"type": "object", "required": ["url", "events"], "additionalProperties": false, "properties": {
+            "url": {"type": "string", "minLength": 1, "maxLength": 2048, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
+                "description": "where messages are POSTed: an http or https URL with a host, without credentials or fragment; a target on a loopback, private or link-local address (by address, or by a name that resolves there, localhost included) is refused with 422 unless the server allows private targets"},
+            "events": {"type": "array", "minItems": 1, "items": {"enum": ["member.points_changed", "event.logged"]}},
+            "secret": {"type": ["string", "null"], "pattern": WEBHOOK_SECRET, "description": "the signing secret; generated and shown once when absent"}}})),
+        "RotationSpec": stored(json!({"type": "object", "additionalProperties": false, "properties": {
+            "secret": {"type": ["string", "null"], "pattern": WEBHOOK_SECRET, "description": "the new signing secret; generated and shown once when absent"},
+            "graceSeconds": {"type": ["integer", "null"], "minimum": 0, "maximum": 604_800,
+                "description": "how long the current secret goes on signing beside the new one (default 86400)"}}})),
+        "Webhook": object(&["id", "url", "events", "createdAt", "previousSecretExpiresAt"], json!({
+            "id": string, "url": string,
+            "events": {"type": "array", "items": {"enum": ["member.points_changed", "event.logged"]}},
+            "createdAt": date_time(),
+            "previousSecretExpiresAt": nullable(date_time()),
+            "secret": {"type": "string", "pattern": "^whsec_", "description": "only when generated, in this answer only"}})),
+        "WebhookList": list_of("Webhook"),
+        "Delivery": object(&["webhookId", "endpointId", "type", "state", "createdAt", "nextAttemptAt", "attempts", "payload"], json!({
+            "webhookId": {"type": "string", "description": "the message's webhook-id header, the same on every attempt"},
+            "endpointId": string,
+            "type": {"enum": ["member.points_changed", "event.logged", "webhook.test"]},
+            "state": {"enum": ["pending", "delivered", "failed"]},
+            "memberId": string, "createdAt": date_time(), "nextAttemptAt": nullable(date_time()),
+            "attempts": {"type": "array", "items": object(&["at", "status", "durationMs"], json!({
+                "at": date_time(),
+                "status": {"type": ["integer", "null"], "description": "the receiver's HTTP status; null when there was no answer"},
+                "error": {"type": "string", "description": "why there was no answer"},
+                "durationMs": {"type": "integer", "minimum": 0}}))},
+            "payload": {"type": "object", "description": "the body sent: {type, timestamp, data}"}})),
+        "DeliveryPage": page_of("Delivery"),
         "Health": object(&["status"], json!({"status": {"const": "ok"}})),
         "Metrics": {"type": "string", "description": "OpenMetrics text"},
         "ChangeStream": {"type": "string", "description": "Server-sent events, never ending: `event: ledger` with {memberId, entry, balance, pending} (the member's spendable and pending points just after the entry) and `event: event` with the event-log item without raw, each with `id:` (the cursor to send back as Last-Event-ID, a header, or as ?after=); `event: reset` when changes after the cursor are past retention (an hour) and the stream goes on from the oldest kept; `event: dropped` {reason: too_slow | store_unavailable} as the last message of a client that fell 4096 messages behind or whose catch-up failed (reconnect with the cursor); a `:heartbeat` comment every 15 s. A Last-Event-ID that is not digits is 422, as an invalid query parameter."},

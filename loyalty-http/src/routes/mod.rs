@@ -12,6 +12,7 @@ mod programs;
 mod replays;
 mod rules;
 mod stream;
+mod webhooks;
 
 use crate::error::ApiError;
 use crate::openapi::{Access, QueryParam, RouteDoc};
@@ -135,6 +136,14 @@ pub static ROUTES: &[RouteDoc] = &[
     route!("get" "/v1/programs/{programId}/replays/{replayId}", "getReplay", "A replay's state, progress and report", Program, &[], None, 200, Some(("Replay", JSON)), replays::read),
     route!("delete" "/v1/programs/{programId}/replays/{replayId}", "cancelReplay", "Cancel a running replay (what an applied one changed so far stays, each change whole)", Program, &[], None, 200, Some(("Replay", JSON)), replays::cancel),
     route!("get" "/v1/programs/{programId}/stream", "streamChanges", "Server-sent events: every committed ledger change and logged event, live, resumable with Last-Event-ID", Program, &[query("memberId", STRING, "only this member's changes"), query("after", FEED_CURSOR, "resume after this message id (for clients that cannot send Last-Event-ID; the header wins)")], None, 200, Some(("ChangeStream", "text/event-stream")), stream::stream),
+    route!("post" "/v1/programs/{programId}/webhooks", "createWebhook", "Create an outbound webhook endpoint; a generated whsec_ secret is shown once", Program, &[], Some("WebhookSpec"), 201, Some(("Webhook", JSON)), webhooks::create),
+    route!("get" "/v1/programs/{programId}/webhooks", "listWebhooks", "List webhook endpoints (never their secrets)", Program, &[], None, 200, Some(("WebhookList", JSON)), webhooks::list),
+    route!("get" "/v1/programs/{programId}/webhooks/{webhookId}", "getWebhook", "Read a webhook endpoint (never its secrets)", Program, &[], None, 200, Some(("Webhook", JSON)), webhooks::read),
+    route!("delete" "/v1/programs/{programId}/webhooks/{webhookId}", "deleteWebhook", "Delete a webhook endpoint and its deliveries", Program, &[], None, 204, None, webhooks::remove),
+    route!("get" "/v1/programs/{programId}/webhooks/{webhookId}/deliveries", "listWebhookDeliveries", "The endpoint's deliveries with every attempt, newest first", Program, &PAGE, None, 200, Some(("DeliveryPage", JSON)), webhooks::deliveries),
+    route!("post" "/v1/programs/{programId}/webhooks/{webhookId}/test", "sendTestWebhook", "Queue a webhook.test message to the endpoint, due at once", Program, &[], None, 202, Some(("Delivery", JSON)), webhooks::test),
+    route!("post" "/v1/programs/{programId}/webhooks/{webhookId}/rotate-secret", "rotateWebhookSecret", "A new signing secret; the old one signs beside it for the grace period", Program, &[], Some("RotationSpec"), 200, Some(("Webhook", JSON)), webhooks::rotate),
+    route!("post" "/v1/programs/{programId}/webhooks/{webhookId}/deliveries/{messageId}/retry", "retryWebhookDelivery", "Send a delivery again, due at once, whatever its state", Program, &[], None, 202, Some(("Delivery", JSON)), webhooks::retry),
     route!("post" "/v1/incoming/{connectorId}", "ingest", "Send one event (an object) or a bulk (an array)", Connector, &[query("test", FLAG, "store the events as test data")], Some("IngestBody"), 200, Some(("IngestResponse", JSON)), with |filter| on(filter, ingest::ingest).layer(ingest::cors())),
     route!("options" "/v1/incoming/{connectorId}", "ingestPreflight", "CORS preflight for browsers (any origin), answered by the CORS layer", Public, &[], None, 200, None, with |filter| on(filter, ingest::preflight).layer(ingest::cors())),
     route!("get" "/healthz", "health", "Liveness", Public, &[], None, 200, Some(("Health", JSON)), ops::health),

@@ -2,6 +2,7 @@
 
 use loyalty_core::clock::SystemClock;
 use loyalty_core::{Engine, Limits};
+use loyalty_http::webhooks::{run_webhook_worker, WebhookConfig};
 use loyalty_http::{serve, AppState, HttpConfig};
 use loyalty_store_memory::MemoryStore;
 use reqwest::{Method, StatusCode};
@@ -53,12 +54,33 @@ impl TestServer {
     }
 
     pub async fn start_with_config(limits: Limits, config: HttpConfig) -> Self {
-        captured_logs();
         let engine = Arc::new(Engine::with_limits(
             Arc::new(MemoryStore::new()),
             Arc::new(SystemClock),
             limits,
         ));
+        Self::start_engine(engine, config).await
+    }
+
+    /// A server whose engine also runs the webhook worker with `webhooks` (until the test's
+    /// runtime ends).
+    pub async fn start_with_webhooks(webhooks: WebhookConfig) -> (Self, Arc<Engine>) {
+        let engine = Arc::new(Engine::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(SystemClock),
+        ));
+        let mut config = HttpConfig::new(ROOT);
+        config.allow_private_webhook_targets = webhooks.allow_private_targets;
+        tokio::spawn(run_webhook_worker(
+            engine.clone(),
+            webhooks,
+            std::future::pending(),
+        ));
+        (Self::start_engine(engine.clone(), config).await, engine)
+    }
+
+    pub async fn start_engine(engine: Arc<Engine>, config: HttpConfig) -> Self {
+        captured_logs();
         let state = AppState::new(engine, config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -15,3 +15,4 @@ mod readme;
 mod replays;
 mod stream;
 mod templates;
+mod webhooks;
