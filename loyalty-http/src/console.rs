@@ -44,6 +44,7 @@ pub static ASSETS: &[Asset] = assets![
     "js/api.js",
     "js/dom.js",
     "js/signature.js",
+    "js/stream.js",
     "js/screens/programs.js",
     "js/screens/connectors.js",
     "js/screens/playground.js",
