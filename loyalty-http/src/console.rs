@@ -44,6 +44,7 @@ pub static ASSETS: &[Asset] = assets![
     "js/api.js",
     "js/dom.js",
     "js/signature.js",
+    "js/stream.js",
     "js/screens/programs.js",
     "js/screens/connectors.js",
     "js/screens/playground.js",
@@ -51,6 +52,7 @@ pub static ASSETS: &[Asset] = assets![
     "js/screens/testing.js",
     "js/screens/events.js",
     "js/screens/members.js",
+    "js/screens/replays.js",
 ];
 
 /// `form-action 'none'`: the console's forms are handled by script; should one ever be

@@ -40,6 +40,8 @@ before(async () => {
   ]);
   ids.event = results[0].eventId;
   ids.member = results[0].memberId;
+  const replay = await adminApi(server.base, root, 'POST', `/v1/programs/${program.id}/replays`, { connectorId: connector.id, apply: false });
+  ids.replay = replay.id;
 });
 
 after(async () => {
@@ -62,6 +64,8 @@ const SCREENS = () => [
   ['event', `#/p/${ids.program}/events/${ids.event}`, /^Event /],
   ['members', `#/p/${ids.program}/members`, 'Members'],
   ['member', `#/p/${ids.program}/members/${ids.member}`, /^Member /],
+  ['replays', `#/p/${ids.program}/replays?connector=${ids.connector}`, 'Replays'],
+  ['replay', `#/p/${ids.program}/replays/${ids.replay}`, /^Replay /],
 ];
 
 test('the sign-in screen works from the keyboard alone and has no serious axe violation', async () => {
@@ -95,6 +99,7 @@ for (const width of [1280, 390]) {
       // Let the playground's debounced simulation land, so its result is scanned too.
       if (name === 'playground') await page.getByTestId('simulation').getByRole('heading', { level: 3 }).first().waitFor();
       if (name === 'member') await page.getByTestId('allowance').getByRole('table').waitFor();
+      if (name === 'replay') await page.getByTestId('replay-state').filter({ hasText: 'done' }).waitFor();
       if (name === 'new connector') {
         // With a template chosen, its explanation shown.
         await page.getByLabel('Start from a template').selectOption('shopify.orders-create');

@@ -122,3 +122,29 @@ test('events: an event\'s points reversed in part, then in full; then nothing is
   assert.ok(await page.getByRole('cell', { name: 'reversal', exact: true }).count() >= 2);
   noProblems();
 });
+
+test('members: the balance follows the live stream, without a reload', async () => {
+  await page.goto(`${server.base}/console#/p/${ids.program}/members/${ids.member}`);
+  await page.getByTestId('live').filter({ hasText: 'Live: changes appear as they happen.' }).waitFor();
+  const before = Number(await page.getByTestId('balance').textContent());
+  // Changes made elsewhere: an adjustment through the API, then an event from the sender.
+  await api('POST', `/v1/programs/${ids.program}/members/${ids.member}/adjustments`, { points: 7, reason: `from the CRM ${HOSTILE.image}` });
+  await page.getByTestId('balance').filter({ hasText: new RegExp(`^${before + 7}$`) }).waitFor();
+  await page.getByRole('cell', { name: `from the CRM ${HOSTILE.image}` }).waitFor();
+  await ingest(server.base, ids.connector, 'articles-token', { eventId: 'a-live', ts: new Date().toISOString(), email: 'ann@example.com' });
+  await page.getByTestId('balance').filter({ hasText: new RegExp(`^${before + 17}$`) }).waitFor();
+  await page.getByTestId('pending').filter({ hasText: /^5$/ }).waitFor();
+  await assertNoInjection(page, assert);
+  noProblems();
+});
+
+test('event log: items received while it is open are announced, and shown on demand', async () => {
+  await page.goto(`${server.base}/console#/p/${ids.program}/events`);
+  await page.getByRole('heading', { name: 'Event log' }).waitFor();
+  await page.locator('[data-testid="arrivals"][data-stream="live"]').waitFor({ state: 'attached' });
+  await ingest(server.base, ids.connector, 'articles-token', { eventId: 'a-arrival', ts: new Date().toISOString(), email: 'bob@example.com' });
+  await page.getByTestId('arrivals').getByText('1 new item received.').waitFor();
+  await page.getByTestId('arrivals').getByRole('button', { name: 'Show them' }).click();
+  await page.getByRole('row').filter({ hasText: 'a-arrival' }).waitFor();
+  noProblems();
+});

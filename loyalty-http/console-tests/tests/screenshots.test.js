@@ -92,6 +92,16 @@ test('screenshots of the main screens', { skip: !enabled && 'CONSOLE_SCREENSHOTS
   await page.goto(`${base}${p}/members/${ids.member}`);
   await page.getByTestId('allowance').getByRole('table').waitFor();
   await screenshot(page, 'member', { fullPage: true });
+  await page.goto(`${base}${p}/replays?connector=${ids.connector}`);
+  await page.getByRole('heading', { name: 'What failed' }).waitFor();
+  await screenshot(page, 'replays');
+  const replay = await adminApi(server.base, server.rootToken, 'POST', `/v1/programs/${ids.program}/replays`, {
+    connectorId: ids.connector, apply: false,
+    mapping: '{"clientEventId": eventId, "profile": {"kind": "default", "value": profile.email}, "payload": {"timestamp": $now(), "tags": [{"name": "theme", "value": article.theme}], "counters": [{"name": "total", "value": totalArticlesRead ? totalArticlesRead : 0}]}}',
+  });
+  await page.goto(`${base}${p}/replays/${replay.id}`);
+  await page.getByTestId('replay-state').filter({ hasText: 'done' }).waitFor();
+  await screenshot(page, 'replay', { fullPage: true });
   await page.goto(`${base}${p}/playground?connector=${ids.connector}`);
   await page.getByTestId('simulation').getByRole('cell', { name: 'Sport readers' }).waitFor();
   await screenshot(page, 'playground', { fullPage: true });

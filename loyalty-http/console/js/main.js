@@ -10,12 +10,9 @@ import * as rules from './screens/rules.js';
 import * as testing from './screens/testing.js';
 import * as events from './screens/events.js';
 import * as members from './screens/members.js';
+import * as replays from './screens/replays.js';
 
-/**
- * The screens of a program, in navigation order. Screens for APIs still to come (templates,
- * replays, the live stream, pending and expiring points) are added here when their routes
- * exist; until then the console shows nothing it cannot back with real data.
- */
+/** The screens of a program, in navigation order. */
 const PROGRAM_SCREENS = [
   ['connectors', 'Connectors', connectors],
   ['playground', 'Mapping playground', playground],
@@ -23,6 +20,7 @@ const PROGRAM_SCREENS = [
   ['testing', 'Test events', testing],
   ['events', 'Event log', events],
   ['members', 'Members', members],
+  ['replays', 'Replays', replays],
 ];
 
 const main = document.getElementById('main');

@@ -5,6 +5,7 @@ import { api, programPath } from '../api.js';
 import { h, field, select, href, notice, problemNotice, table, statusText, when, jsonBlock } from '../dom.js';
 import { connectorSelect } from './connectors.js';
 import { traceTable } from './playground.js';
+import { openStream } from '../stream.js';
 
 const STATUSES = [['', 'Any status'], ['accepted', 'accepted'], ['duplicate', 'duplicate'], ['ignored', 'ignored'], ['rejected', 'rejected']];
 
@@ -56,9 +57,27 @@ async function list(ctx, connectors, names) {
     h('td', { class: 'num' }, String(e.points)),
     h('td', {}, e.test ? 'test' : 'live'),
     h('td', { class: 'mono' }, e.clientEventId ?? '')));
+  // The newest page follows the live stream: new items are announced, shown on demand (so
+  // that the list never moves under the reader).
+  const arrivals = h('div', { 'aria-live': 'polite', 'data-testid': 'arrivals' });
+  if (!q.cursor) {
+    let count = 0;
+    const show = h('button', { type: 'button', class: 'secondary' }, 'Show them');
+    show.addEventListener('click', () => ctx.refresh());
+    const stop = openStream(programPath(ctx.programId, 'stream'), {}, {
+      onMessage: ({ event, data }) => {
+        if (event !== 'event' || (q.connector && data.connectorId !== q.connector)) return;
+        count += 1;
+        arrivals.replaceChildren(notice('success', h('p', {}, `${count} new item${count === 1 ? '' : 's'} received. `, show)));
+      },
+      onState: (state) => { arrivals.dataset.stream = state; },
+    });
+    ctx.onLeave(stop);
+  }
   return h('section', {},
     h('h1', {}, 'Event log'),
     form,
+    arrivals,
     page.items.length
       ? table(['Received', 'Status', 'Connector', 'Member', 'Points', 'Data', 'Client event id'], rows, 'Newest first')
       : h('p', {}, 'No event matches.'),

@@ -2,7 +2,8 @@
 // each limit, its activity (events and ledger entries, newest first), and adjustments.
 
 import { api, programPath } from '../api.js';
-import { h, field, href, notice, problemNotice, table, statusText, when, labelCells } from '../dom.js';
+import { h, field, href, notice, problemNotice, table, statusText, when, labelCells, debounce } from '../dom.js';
+import { openStream } from '../stream.js';
 
 export async function render(ctx) {
   if (ctx.rest[0]) return member(ctx, ctx.rest[0]);
@@ -109,9 +110,28 @@ async function member(ctx, memberId) {
     return fresh;
   };
 
+  // Live: every change to this member's points, as the stream announces it, is read again.
+  const live = h('p', { class: 'muted', 'data-testid': 'live', 'aria-live': 'polite' }, 'Connecting to live updates…');
+  const refresh = debounce(() => reload().catch((error) => live.replaceChildren(problemNotice(error, 'Live update failed'))), 150);
+  const stop = openStream(programPath(ctx.programId, 'stream'), { memberId }, {
+    onMessage: ({ event, data }) => {
+      // `reset`: the server could not resume where this page left off, so read it all again.
+      if ((event === 'ledger' && data.memberId === memberId) || event === 'reset') refresh();
+    },
+    onState: (state, detail) => {
+      live.textContent = {
+        live: 'Live: changes appear as they happen.',
+        reconnecting: `Live updates interrupted (${detail}); reconnecting…`,
+        stopped: `No live updates (${detail}).`,
+      }[state];
+    },
+  });
+  ctx.onLeave(() => { stop(); refresh.cancel(); });
+
   return h('section', {},
     h('p', {}, h('a', { href: href(['p', ctx.programId, 'members']) }, '← Find a member')),
     h('h1', {}, 'Member ', h('span', { class: 'mono' }, m.id)),
+    live,
     h('dl', { class: 'props figures' },
       h('dt', {}, 'Balance'), h('dd', {}, balance, ' points'),
       h('dt', {}, 'Pending'), h('dd', {}, pending, ' points, not yet spendable'),
