@@ -165,6 +165,10 @@ struct EventWithoutRaw<'a> {
     trace: &'a Option<Vec<TraceEntry>>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     warnings: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay_id: &'a Option<crate::ids::ReplayId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replayed_event_id: &'a Option<EventId>,
 }
 
 impl Serialize for LoggedEvent {
@@ -188,6 +192,8 @@ impl Serialize for LoggedEvent {
             mapped: &e.mapped,
             trace: &e.trace,
             warnings: &e.warnings,
+            replay_id: &e.replay_id,
+            replayed_event_id: &e.replayed_event_id,
         }
         .serialize(serializer)
     }
@@ -262,6 +268,8 @@ mod tests {
             mapped: Some(RawJson::from_json_text(r#"{"a": 1}"#)),
             trace: Some(Vec::new()),
             warnings: vec!["w".into()],
+            replay_id: Some(crate::ids::ReplayId::new("rpl_1")),
+            replayed_event_id: Some(EventId::new("evt_0")),
             seq: 7,
         };
         let mut expected = serde_json::to_value(&entry).unwrap();
