@@ -900,25 +900,12 @@ impl Run<'_> {
         }
         // Applied: committed as any new event, its key claimed as usual, with the awards
         // decided here (a rule set pinned to them), linked to the replay.
-        let now = self.engine.now();
-        let mut pending = item;
-        pending.entry.id = EventId::generate();
-        pending.entry.received_at = now;
-        pending.entry.replay_id = Some(self.replay.clone());
-        pending.entry.replayed_event_id = Some(entry.id.clone());
-        let batch = CommitBatch {
-            program_id: scope.program.clone(),
-            connector_id: scope.connector.clone(),
-            test: entry.test,
-            enroll_unknown_members: self.plan.loaded.program.enroll_unknown_members,
-            rules: Arc::new(pinned_rules(
-                &self.rules,
-                &evaluation.awards,
-                &evaluation.trace,
-            )),
-            received_at: now,
-            items: vec![pending],
-        };
+        let rules = Arc::new(pinned_rules(
+            &self.rules,
+            &evaluation.awards,
+            &evaluation.trace,
+        ));
+        let batch = self.replayed_batch(entry, item, rules);
         let committed = store.commit(batch).await?;
         let Some(logged) = committed.into_iter().next() else {
             return Err(Error::Store(crate::error::StoreError::new(
@@ -946,6 +933,30 @@ impl Run<'_> {
         }
         self.report.record(&entry.id, before, after);
         Ok(())
+    }
+
+    /// A logged item processed anew, as a new event received now and linked to the replay
+    /// and to the item it replays, in a batch of its own under `rules`.
+    fn replayed_batch(
+        &self,
+        entry: &LogEntry,
+        mut pending: PendingItem,
+        rules: Arc<RuleSet>,
+    ) -> CommitBatch {
+        let now = self.engine.now();
+        pending.entry.id = EventId::generate();
+        pending.entry.received_at = now;
+        pending.entry.replay_id = Some(self.replay.clone());
+        pending.entry.replayed_event_id = Some(entry.id.clone());
+        CommitBatch {
+            program_id: self.plan.scope.program.clone(),
+            connector_id: self.plan.scope.connector.clone(),
+            test: entry.test,
+            enroll_unknown_members: self.plan.loaded.program.enroll_unknown_members,
+            rules,
+            received_at: now,
+            items: vec![pending],
+        }
     }
 
     /// A refund the mapping now makes valid: what it would take back (dry run), or taken
@@ -997,21 +1008,7 @@ impl Run<'_> {
             self.report.record(&entry.id, before, after);
             return Ok(());
         }
-        let now = self.engine.now();
-        let mut pending = item;
-        pending.entry.id = EventId::generate();
-        pending.entry.received_at = now;
-        pending.entry.replay_id = Some(self.replay.clone());
-        pending.entry.replayed_event_id = Some(entry.id.clone());
-        let batch = CommitBatch {
-            program_id: scope.program.clone(),
-            connector_id: scope.connector.clone(),
-            test: entry.test,
-            enroll_unknown_members: self.plan.loaded.program.enroll_unknown_members,
-            rules: self.rules.clone(),
-            received_at: now,
-            items: vec![pending],
-        };
+        let batch = self.replayed_batch(entry, item, self.rules.clone());
         let committed = self.engine.store.commit(batch).await?;
         if let Some(logged) = committed.into_iter().next() {
             if let Some(id) = logged
