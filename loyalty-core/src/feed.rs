@@ -4,7 +4,7 @@
 //! Stores keep the feed durably (PostgreSQL: a table written in the same transaction as the
 //! change, numbered by a sequencer once committed, kept at least
 //! [`FEED_RETENTION_MINUTES`]) or for the process's life (the memory store: its log). A
-//! reader asks for the changes after its cursor ([`crate::store::Store::changes_after`]) and,
+//! reader asks for the changes after its cursor ([`crate::store::FeedStore::changes_after`]) and,
 //! when it has caught up, waits on the store's [`FeedSignal`], which the store raises after
 //! every commit (PostgreSQL: after any process's commit). [`crate::Engine::subscribe`] wraps
 //! that loop into a stream for embedders; the HTTP layer's stream route shares one reader per

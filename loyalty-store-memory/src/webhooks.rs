@@ -1,9 +1,12 @@
 //! Outbound webhooks in memory: endpoints and their deliveries behind their own lock (apart
 //! from the commits' state), kept for the process's life.
 
+use crate::MemoryStore;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use loyalty_core::ids::{MessageId, ProgramId, WebhookId};
 use loyalty_core::ledger::{Page, PageRequest};
+use loyalty_core::store::{StoreResult, WebhookStore};
 use loyalty_core::webhooks::{
     Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook,
 };
@@ -255,5 +258,80 @@ impl WebhookState {
             Some(now),
         );
         Some(stored.delivery.clone())
+    }
+}
+
+#[async_trait]
+impl WebhookStore for MemoryStore {
+    async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        self.webhooks.lock().put_webhook(webhook);
+        Ok(())
+    }
+
+    async fn get_webhook(
+        &self,
+        program: &ProgramId,
+        id: &WebhookId,
+    ) -> StoreResult<Option<Webhook>> {
+        Ok(self.webhooks.lock().get_webhook(program, id))
+    }
+
+    async fn list_webhooks(&self, program: Option<&ProgramId>) -> StoreResult<Vec<Webhook>> {
+        Ok(self.webhooks.lock().list_webhooks(program))
+    }
+
+    async fn delete_webhook(&self, program: &ProgramId, id: &WebhookId) -> StoreResult<bool> {
+        Ok(self.webhooks.lock().delete_webhook(program, id))
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        webhook: &WebhookId,
+        cursor: Option<(i64, i64)>,
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<bool> {
+        Ok(self.webhooks.lock().enqueue(webhook, cursor, deliveries))
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        Ok(self.webhooks.lock().claim(now, lease_until, limit))
+    }
+
+    async fn record_attempt(
+        &self,
+        delivery: &MessageId,
+        lease: &str,
+        attempt: &Attempt,
+        state: DeliveryState,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        Ok(self
+            .webhooks
+            .lock()
+            .record(delivery, lease, attempt, state, next_attempt_at))
+    }
+
+    async fn list_deliveries(
+        &self,
+        program: &ProgramId,
+        webhook: &WebhookId,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        Ok(self.webhooks.lock().list(program, webhook, page))
+    }
+
+    async fn retry_delivery(
+        &self,
+        program: &ProgramId,
+        webhook: &WebhookId,
+        id: &MessageId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Delivery>> {
+        Ok(self.webhooks.lock().retry(program, webhook, id, now))
     }
 }

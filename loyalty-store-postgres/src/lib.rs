@@ -128,7 +128,8 @@ use loyalty_core::program::{PointsExpiry, Program};
 use loyalty_core::replay::{ReplayApplied, ReplayChange, ReplayReader, ReplayRecord, ReplayScope};
 use loyalty_core::rules::{Rule, Usage, UsageCount, UsageKey};
 use loyalty_core::store::{
-    Adjusted, Adjustment, CommitBatch, EventReversal, PurchaseFound, Reversed, Store, StoreResult,
+    Adjusted, Adjustment, CatalogStore, CommitBatch, EventReversal, FeedStore, IngestStore,
+    LogStore, PointsStore, PurchaseFound, ReplayStore, Reversed, StoreResult, WebhookStore,
 };
 use loyalty_core::webhooks::{
     Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook,
@@ -408,7 +409,7 @@ fn store_error(error: impl Into<PostgresStoreError>) -> StoreError {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl CatalogStore for PostgresStore {
     async fn insert_program(&self, program: &Program) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO programs (id, name, default_identifier_kind, enroll_unknown_members, \
@@ -600,7 +601,10 @@ impl Store for PostgresStore {
             .map_err(store_error)?;
         Ok(result.rows_affected() > 0)
     }
+}
 
+#[async_trait]
+impl IngestStore for PostgresStore {
     async fn find_member(
         &self,
         program: &ProgramId,
@@ -709,6 +713,70 @@ impl Store for PostgresStore {
         Ok(entries)
     }
 
+    async fn find_purchase(
+        &self,
+        program: &ProgramId,
+        order_id: &str,
+        test: bool,
+    ) -> StoreResult<Option<PurchaseFound>> {
+        let mut connection = self.pool.acquire().await.map_err(store_error)?;
+        Ok(points::find_purchase(&mut connection, program.as_str(), order_id, test).await?)
+    }
+}
+
+#[async_trait]
+impl PointsStore for PostgresStore {
+    async fn members_to_expire(
+        &self,
+        program: &ProgramId,
+        cutoff: DateTime<Utc>,
+    ) -> StoreResult<Vec<MemberId>> {
+        Ok(points::members_to_expire(&self.pool, program.as_str(), cutoff).await?)
+    }
+
+    async fn write_expiry(
+        &self,
+        program: &ProgramId,
+        member: &MemberId,
+        now: DateTime<Utc>,
+        policy: PointsExpiry,
+    ) -> StoreResult<Vec<LedgerEntry>> {
+        let written = self
+            .retrying("an expiry", || {
+                points::write_expiry(&self.pool, program.as_str(), member, now, policy)
+            })
+            .await?;
+        if !written.is_empty() {
+            self.feed.committed(program);
+        }
+        Ok(written)
+    }
+
+    async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {
+        let program = adjustment.entry.program_id.clone();
+        let adjusted = self
+            .retrying("an adjustment", || {
+                points::adjust(&self.pool, adjustment.clone())
+            })
+            .await?;
+        self.feed.committed(&program);
+        Ok(adjusted)
+    }
+
+    async fn reverse_event(&self, reversal: EventReversal) -> StoreResult<Reversed> {
+        let program = reversal.program.clone();
+        let reversed = self
+            .retrying("a reversal", || {
+                points::reverse_event(&self.pool, reversal.clone())
+            })
+            .await?;
+        self.feed.committed(&program);
+        Ok(reversed)
+    }
+}
+
+#[async_trait]
+impl LogStore for PostgresStore {
     async fn list_events(
         &self,
         program: &ProgramId,
@@ -825,64 +893,6 @@ impl Store for PostgresStore {
             .collect::<Result<_, _>>()?)
     }
 
-    async fn find_purchase(
-        &self,
-        program: &ProgramId,
-        order_id: &str,
-        test: bool,
-    ) -> StoreResult<Option<PurchaseFound>> {
-        let mut connection = self.pool.acquire().await.map_err(store_error)?;
-        Ok(points::find_purchase(&mut connection, program.as_str(), order_id, test).await?)
-    }
-
-    async fn members_to_expire(
-        &self,
-        program: &ProgramId,
-        cutoff: DateTime<Utc>,
-    ) -> StoreResult<Vec<MemberId>> {
-        Ok(points::members_to_expire(&self.pool, program.as_str(), cutoff).await?)
-    }
-
-    async fn write_expiry(
-        &self,
-        program: &ProgramId,
-        member: &MemberId,
-        now: DateTime<Utc>,
-        policy: PointsExpiry,
-    ) -> StoreResult<Vec<LedgerEntry>> {
-        let written = self
-            .retrying("an expiry", || {
-                points::write_expiry(&self.pool, program.as_str(), member, now, policy)
-            })
-            .await?;
-        if !written.is_empty() {
-            self.feed.committed(program);
-        }
-        Ok(written)
-    }
-
-    async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {
-        let program = adjustment.entry.program_id.clone();
-        let adjusted = self
-            .retrying("an adjustment", || {
-                points::adjust(&self.pool, adjustment.clone())
-            })
-            .await?;
-        self.feed.committed(&program);
-        Ok(adjusted)
-    }
-
-    async fn reverse_event(&self, reversal: EventReversal) -> StoreResult<Reversed> {
-        let program = reversal.program.clone();
-        let reversed = self
-            .retrying("a reversal", || {
-                points::reverse_event(&self.pool, reversal.clone())
-            })
-            .await?;
-        self.feed.committed(&program);
-        Ok(reversed)
-    }
-
     async fn purge_test_data(
         &self,
         program: &ProgramId,
@@ -909,7 +919,10 @@ impl Store for PostgresStore {
     ) -> StoreResult<Vec<ErrorGroup>> {
         Ok(replay::event_errors(&self.pool, program, filter).await?)
     }
+}
 
+#[async_trait]
+impl ReplayStore for PostgresStore {
     async fn replay_count(&self, scope: &ReplayScope) -> StoreResult<u64> {
         Ok(replay::replay_count(&self.pool, scope).await?)
     }
@@ -946,7 +959,10 @@ impl Store for PostgresStore {
     async fn running_replays(&self) -> StoreResult<Vec<ReplayRecord>> {
         Ok(replay::running_replays(&self.pool).await?)
     }
+}
 
+#[async_trait]
+impl FeedStore for PostgresStore {
     async fn feed_head(&self, program: &ProgramId) -> StoreResult<FeedPosition> {
         Ok(feed::head(&self.pool, program).await?)
     }
@@ -964,7 +980,10 @@ impl Store for PostgresStore {
     fn feed_signal(&self) -> FeedSignal {
         self.feed.signal()
     }
+}
 
+#[async_trait]
+impl WebhookStore for PostgresStore {
     async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         Ok(webhooks::put_webhook(&self.pool, webhook).await?)
     }

@@ -10,7 +10,7 @@ use loyalty_core::ledger::{EventFilter, ItemStatus};
 use loyalty_core::mapping::MappingLimits;
 use loyalty_core::program::ProgramSpec;
 use loyalty_core::rules::RuleSpec;
-use loyalty_core::store::Store;
+use loyalty_core::store::{CatalogStore, LogStore};
 use loyalty_core::testing::{article, article_connector_spec, now};
 use loyalty_core::{Engine, Limits};
 use loyalty_store_postgres::{PostgresOptions, PostgresStore};

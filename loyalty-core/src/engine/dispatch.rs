@@ -1,6 +1,6 @@
 //! The dispatcher: turns the change feed into deliveries. Each endpoint keeps a cursor over
 //! its program's feed; the deliveries for the changes after it and the cursor's new place are
-//! stored together ([`crate::store::Store::enqueue_deliveries`]). The feed row written in the
+//! stored together ([`crate::store::WebhookStore::enqueue_deliveries`]). The feed row written in the
 //! change's own transaction is therefore the outbox: a committed change is never lost, never
 //! sent before it is committed, and dispatched once even when several processes dispatch.
 
