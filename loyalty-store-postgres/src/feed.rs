@@ -10,12 +10,16 @@
 
 use crate::error::Result;
 use crate::rows::{self, EVENT_COLUMNS, LEDGER_COLUMNS, PROGRAM_COLUMNS};
+use crate::PostgresStore;
+use async_trait::async_trait;
 use loyalty_core::feed::{
     Change, ChangeBody, ChangePage, FeedPosition, FeedSignal, LedgerChange, LoggedEvent,
     FEED_RETENTION_MINUTES,
 };
 use loyalty_core::ids::{MemberId, ProgramId};
 use loyalty_core::ledger::{LedgerEntry, LogEntry};
+use loyalty_core::store::FeedStore;
+use loyalty_core::store::StoreResult;
 use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Row};
 use std::collections::{HashMap, HashSet};
@@ -293,4 +297,25 @@ async fn member_ledgers(
             .push(entry);
     }
     Ok(ledgers)
+}
+
+#[async_trait]
+impl FeedStore for PostgresStore {
+    async fn feed_head(&self, program: &ProgramId) -> StoreResult<FeedPosition> {
+        Ok(head(&self.pool, program).await?)
+    }
+
+    async fn changes_after(
+        &self,
+        program: &ProgramId,
+        after: FeedPosition,
+        member: Option<&MemberId>,
+        limit: usize,
+    ) -> StoreResult<ChangePage> {
+        Ok(changes_after(&self.pool, program, after, member, limit).await?)
+    }
+
+    fn feed_signal(&self) -> FeedSignal {
+        self.feed.signal()
+    }
 }

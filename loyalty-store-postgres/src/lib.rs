@@ -111,28 +111,19 @@ pub use error::PostgresStoreError;
 pub use hosts::SessionAttrs;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use commit::{Job, Queue};
 use hosts::{DatabaseUrl, Target};
 use loyalty_core::connector::Connector;
 use loyalty_core::error::StoreError;
-use loyalty_core::feed::{ChangePage, FeedPosition, FeedSignal};
-use loyalty_core::ids::{
-    ConnectorId, EventId, MemberId, MessageId, ProgramId, ReplayId, RuleId, WebhookId,
-};
+use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
 use loyalty_core::ledger::{
     ActivityItem, ErrorGroup, EventFilter, LedgerEntry, LogEntry, Page, PageRequest, PurgeCounts,
 };
 use loyalty_core::member::{Identifier, Member};
-use loyalty_core::program::{PointsExpiry, Program};
-use loyalty_core::replay::{ReplayApplied, ReplayChange, ReplayReader, ReplayRecord, ReplayScope};
+use loyalty_core::program::Program;
 use loyalty_core::rules::{Rule, Usage, UsageCount, UsageKey};
 use loyalty_core::store::{
-    Adjusted, Adjustment, CatalogStore, CommitBatch, EventReversal, FeedStore, IngestStore,
-    LogStore, PointsStore, PurchaseFound, ReplayStore, Reversed, StoreResult, WebhookStore,
-};
-use loyalty_core::webhooks::{
-    Attempt, ClaimedDelivery, Delivery, DeliveryState, NewDelivery, Webhook,
+    CatalogStore, CommitBatch, IngestStore, LogStore, PurchaseFound, StoreResult,
 };
 use rows::{
     CONNECTOR_COLUMNS, EVENT_COLUMNS, LEDGER_COLUMNS, MEMBER_COLUMNS, PROGRAM_COLUMNS, RULE_COLUMNS,
@@ -725,57 +716,6 @@ impl IngestStore for PostgresStore {
 }
 
 #[async_trait]
-impl PointsStore for PostgresStore {
-    async fn members_to_expire(
-        &self,
-        program: &ProgramId,
-        cutoff: DateTime<Utc>,
-    ) -> StoreResult<Vec<MemberId>> {
-        Ok(points::members_to_expire(&self.pool, program.as_str(), cutoff).await?)
-    }
-
-    async fn write_expiry(
-        &self,
-        program: &ProgramId,
-        member: &MemberId,
-        now: DateTime<Utc>,
-        policy: PointsExpiry,
-    ) -> StoreResult<Vec<LedgerEntry>> {
-        let written = self
-            .retrying("an expiry", || {
-                points::write_expiry(&self.pool, program.as_str(), member, now, policy)
-            })
-            .await?;
-        if !written.is_empty() {
-            self.feed.committed(program);
-        }
-        Ok(written)
-    }
-
-    async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {
-        let program = adjustment.entry.program_id.clone();
-        let adjusted = self
-            .retrying("an adjustment", || {
-                points::adjust(&self.pool, adjustment.clone())
-            })
-            .await?;
-        self.feed.committed(&program);
-        Ok(adjusted)
-    }
-
-    async fn reverse_event(&self, reversal: EventReversal) -> StoreResult<Reversed> {
-        let program = reversal.program.clone();
-        let reversed = self
-            .retrying("a reversal", || {
-                points::reverse_event(&self.pool, reversal.clone())
-            })
-            .await?;
-        self.feed.committed(&program);
-        Ok(reversed)
-    }
-}
-
-#[async_trait]
 impl LogStore for PostgresStore {
     async fn list_events(
         &self,
@@ -918,141 +858,6 @@ impl LogStore for PostgresStore {
         filter: &EventFilter,
     ) -> StoreResult<Vec<ErrorGroup>> {
         Ok(replay::event_errors(&self.pool, program, filter).await?)
-    }
-}
-
-#[async_trait]
-impl ReplayStore for PostgresStore {
-    async fn replay_count(&self, scope: &ReplayScope) -> StoreResult<u64> {
-        Ok(replay::replay_count(&self.pool, scope).await?)
-    }
-
-    async fn replay_reader(
-        &self,
-        scope: &ReplayScope,
-        page_size: usize,
-    ) -> StoreResult<Box<dyn ReplayReader>> {
-        Ok(Box::new(
-            replay::replay_reader(&self.pool, scope, page_size).await?,
-        ))
-    }
-
-    async fn apply_replay_change(&self, change: ReplayChange) -> StoreResult<ReplayApplied> {
-        self.retrying("a replay change", || {
-            replay::apply_replay_change(&self.pool, &change)
-        })
-        .await
-    }
-
-    async fn put_replay(&self, record: &ReplayRecord) -> StoreResult<()> {
-        Ok(replay::put_replay(&self.pool, record).await?)
-    }
-
-    async fn get_replay(
-        &self,
-        program: &ProgramId,
-        id: &ReplayId,
-    ) -> StoreResult<Option<ReplayRecord>> {
-        Ok(replay::get_replay(&self.pool, program, id).await?)
-    }
-
-    async fn running_replays(&self) -> StoreResult<Vec<ReplayRecord>> {
-        Ok(replay::running_replays(&self.pool).await?)
-    }
-}
-
-#[async_trait]
-impl FeedStore for PostgresStore {
-    async fn feed_head(&self, program: &ProgramId) -> StoreResult<FeedPosition> {
-        Ok(feed::head(&self.pool, program).await?)
-    }
-
-    async fn changes_after(
-        &self,
-        program: &ProgramId,
-        after: FeedPosition,
-        member: Option<&MemberId>,
-        limit: usize,
-    ) -> StoreResult<ChangePage> {
-        Ok(feed::changes_after(&self.pool, program, after, member, limit).await?)
-    }
-
-    fn feed_signal(&self) -> FeedSignal {
-        self.feed.signal()
-    }
-}
-
-#[async_trait]
-impl WebhookStore for PostgresStore {
-    async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
-        Ok(webhooks::put_webhook(&self.pool, webhook).await?)
-    }
-
-    async fn get_webhook(
-        &self,
-        program: &ProgramId,
-        id: &WebhookId,
-    ) -> StoreResult<Option<Webhook>> {
-        Ok(webhooks::get_webhook(&self.pool, program, id).await?)
-    }
-
-    async fn list_webhooks(&self, program: Option<&ProgramId>) -> StoreResult<Vec<Webhook>> {
-        Ok(webhooks::list_webhooks(&self.pool, program).await?)
-    }
-
-    async fn delete_webhook(&self, program: &ProgramId, id: &WebhookId) -> StoreResult<bool> {
-        Ok(webhooks::delete_webhook(&self.pool, program, id).await?)
-    }
-
-    async fn enqueue_deliveries(
-        &self,
-        webhook: &WebhookId,
-        cursor: Option<(i64, i64)>,
-        deliveries: &[NewDelivery],
-    ) -> StoreResult<bool> {
-        self.retrying("enqueue deliveries", || {
-            webhooks::enqueue(&self.pool, webhook, cursor, deliveries)
-        })
-        .await
-    }
-
-    async fn claim_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
-        Ok(webhooks::claim(&self.pool, now, lease_until, limit).await?)
-    }
-
-    async fn record_attempt(
-        &self,
-        delivery: &MessageId,
-        lease: &str,
-        attempt: &Attempt,
-        state: DeliveryState,
-        next_attempt_at: Option<DateTime<Utc>>,
-    ) -> StoreResult<bool> {
-        Ok(webhooks::record(&self.pool, delivery, lease, attempt, state, next_attempt_at).await?)
-    }
-
-    async fn list_deliveries(
-        &self,
-        program: &ProgramId,
-        webhook: &WebhookId,
-        page: PageRequest,
-    ) -> StoreResult<Page<Delivery>> {
-        Ok(webhooks::list(&self.pool, program, webhook, page).await?)
-    }
-
-    async fn retry_delivery(
-        &self,
-        program: &ProgramId,
-        webhook: &WebhookId,
-        id: &MessageId,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<Delivery>> {
-        Ok(webhooks::retry(&self.pool, program, webhook, id, now).await?)
     }
 }
 

@@ -5,7 +5,10 @@
 
 use crate::error::{PostgresStoreError, Result};
 use crate::rows::{self, to_json, LEDGER_COLUMNS};
+use crate::PostgresStore;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use loyalty_core::ids::ProgramId;
 use loyalty_core::ids::{EventId, MemberId};
 use loyalty_core::ledger::{ItemStatus, LedgerEntry, LogEntry};
 use loyalty_core::lots::expiry_entries;
@@ -14,6 +17,8 @@ use loyalty_core::reversal::{
     admin_shares, refund_shares, reversal_entries, AwardState, ReversalCause,
 };
 use loyalty_core::rules::{UsageCount, UsageKey};
+use loyalty_core::store::PointsStore;
+use loyalty_core::store::StoreResult;
 use loyalty_core::store::{
     decide_refund, settle_duplicate, settle_refund, settle_unknown_order, Adjusted, Adjustment,
     CommitBatch, EventReversal, PendingItem, Prior, PurchaseFound, RefundDecision, Reversed,
@@ -517,4 +522,51 @@ pub(crate) async fn write_expiry(
     add_to_balance(&mut tx, program, member, total).await?;
     tx.commit().await?;
     Ok(expired)
+}
+
+#[async_trait]
+impl PointsStore for PostgresStore {
+    async fn members_to_expire(
+        &self,
+        program: &ProgramId,
+        cutoff: DateTime<Utc>,
+    ) -> StoreResult<Vec<MemberId>> {
+        Ok(members_to_expire(&self.pool, program.as_str(), cutoff).await?)
+    }
+
+    async fn write_expiry(
+        &self,
+        program: &ProgramId,
+        member: &MemberId,
+        now: DateTime<Utc>,
+        policy: PointsExpiry,
+    ) -> StoreResult<Vec<LedgerEntry>> {
+        let written = self
+            .retrying("an expiry", || {
+                write_expiry(&self.pool, program.as_str(), member, now, policy)
+            })
+            .await?;
+        if !written.is_empty() {
+            self.feed.committed(program);
+        }
+        Ok(written)
+    }
+
+    async fn adjust(&self, adjustment: Adjustment) -> StoreResult<Adjusted> {
+        let program = adjustment.entry.program_id.clone();
+        let adjusted = self
+            .retrying("an adjustment", || adjust(&self.pool, adjustment.clone()))
+            .await?;
+        self.feed.committed(&program);
+        Ok(adjusted)
+    }
+
+    async fn reverse_event(&self, reversal: EventReversal) -> StoreResult<Reversed> {
+        let program = reversal.program.clone();
+        let reversed = self
+            .retrying("a reversal", || reverse_event(&self.pool, reversal.clone()))
+            .await?;
+        self.feed.committed(&program);
+        Ok(reversed)
+    }
 }

@@ -4,6 +4,7 @@
 use crate::error::{PostgresStoreError, Result};
 use crate::points;
 use crate::rows::{self, to_json, EVENT_COLUMNS};
+use crate::PostgresStore;
 use async_trait::async_trait;
 use loyalty_core::error::StoreError;
 use loyalty_core::ids::{ConnectorId, EventId, MemberId, ProgramId, ReplayId};
@@ -14,6 +15,8 @@ use loyalty_core::replay::{
 };
 use loyalty_core::reversal::AwardState;
 use loyalty_core::rules::{UsageCount, UsageKey};
+use loyalty_core::store::ReplayStore;
+use loyalty_core::store::StoreResult;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row, Transaction};
 use std::collections::HashMap;
 
@@ -399,4 +402,42 @@ fn replay_record(row: &sqlx::postgres::PgRow) -> Result<ReplayRecord> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+#[async_trait]
+impl ReplayStore for PostgresStore {
+    async fn replay_count(&self, scope: &ReplayScope) -> StoreResult<u64> {
+        Ok(replay_count(&self.pool, scope).await?)
+    }
+
+    async fn replay_reader(
+        &self,
+        scope: &ReplayScope,
+        page_size: usize,
+    ) -> StoreResult<Box<dyn ReplayReader>> {
+        Ok(Box::new(replay_reader(&self.pool, scope, page_size).await?))
+    }
+
+    async fn apply_replay_change(&self, change: ReplayChange) -> StoreResult<ReplayApplied> {
+        self.retrying("a replay change", || {
+            apply_replay_change(&self.pool, &change)
+        })
+        .await
+    }
+
+    async fn put_replay(&self, record: &ReplayRecord) -> StoreResult<()> {
+        Ok(put_replay(&self.pool, record).await?)
+    }
+
+    async fn get_replay(
+        &self,
+        program: &ProgramId,
+        id: &ReplayId,
+    ) -> StoreResult<Option<ReplayRecord>> {
+        Ok(get_replay(&self.pool, program, id).await?)
+    }
+
+    async fn running_replays(&self) -> StoreResult<Vec<ReplayRecord>> {
+        Ok(running_replays(&self.pool).await?)
+    }
 }

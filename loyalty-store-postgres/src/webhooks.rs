@@ -3,9 +3,13 @@
 
 use crate::error::{PostgresStoreError, Result};
 use crate::rows;
+use crate::PostgresStore;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use loyalty_core::ids::{MemberId, MessageId, ProgramId, WebhookId};
 use loyalty_core::ledger::{Page, PageRequest};
+use loyalty_core::store::StoreResult;
+use loyalty_core::store::WebhookStore;
 use loyalty_core::webhooks::{
     Attempt, ClaimedDelivery, Delivery, DeliveryState, EventKind, NewDelivery, Webhook,
     WebhookSecret,
@@ -334,4 +338,78 @@ pub(crate) async fn retry(
 /// A lease: random, so that a worker can prove the claim is still its own.
 fn uuid_text() -> String {
     loyalty_core::secret::generate_token("lease_")
+}
+
+#[async_trait]
+impl WebhookStore for PostgresStore {
+    async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        Ok(put_webhook(&self.pool, webhook).await?)
+    }
+
+    async fn get_webhook(
+        &self,
+        program: &ProgramId,
+        id: &WebhookId,
+    ) -> StoreResult<Option<Webhook>> {
+        Ok(get_webhook(&self.pool, program, id).await?)
+    }
+
+    async fn list_webhooks(&self, program: Option<&ProgramId>) -> StoreResult<Vec<Webhook>> {
+        Ok(list_webhooks(&self.pool, program).await?)
+    }
+
+    async fn delete_webhook(&self, program: &ProgramId, id: &WebhookId) -> StoreResult<bool> {
+        Ok(delete_webhook(&self.pool, program, id).await?)
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        webhook: &WebhookId,
+        cursor: Option<(i64, i64)>,
+        deliveries: &[NewDelivery],
+    ) -> StoreResult<bool> {
+        self.retrying("enqueue deliveries", || {
+            enqueue(&self.pool, webhook, cursor, deliveries)
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        Ok(claim(&self.pool, now, lease_until, limit).await?)
+    }
+
+    async fn record_attempt(
+        &self,
+        delivery: &MessageId,
+        lease: &str,
+        attempt: &Attempt,
+        state: DeliveryState,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        Ok(record(&self.pool, delivery, lease, attempt, state, next_attempt_at).await?)
+    }
+
+    async fn list_deliveries(
+        &self,
+        program: &ProgramId,
+        webhook: &WebhookId,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        Ok(list(&self.pool, program, webhook, page).await?)
+    }
+
+    async fn retry_delivery(
+        &self,
+        program: &ProgramId,
+        webhook: &WebhookId,
+        id: &MessageId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Delivery>> {
+        Ok(retry(&self.pool, program, webhook, id, now).await?)
+    }
 }
