@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import {
-  startServer, openBrowser, adminApi, ingest, axeViolations, HOSTILE, assertNoHorizontalScroll,
+  adminApi, ingest, axeViolations, HOSTILE, assertNoHorizontalScroll, openConsole, closeConsole,
 } from './support.js';
 
 let server;
@@ -14,9 +14,7 @@ let page;
 const ids = {};
 
 before(async () => {
-  server = await startServer();
-  browser = await openBrowser(server.base);
-  page = browser.page;
+  ({ server, browser, page } = await openConsole());
   // A program with one of everything, some of it hostile, so that every screen has content.
   const root = server.rootToken;
   const program = await adminApi(server.base, root, 'POST', '/v1/programs', { name: `Readers ${HOSTILE.script}` });
@@ -45,8 +43,7 @@ before(async () => {
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.stop();
+  await closeConsole({ server, browser });
 });
 
 const SCREENS = () => [

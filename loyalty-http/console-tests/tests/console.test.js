@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import {
-  startServer, openBrowser, adminApi, ingest, HOSTILE, assertNoInjection, assertNoHorizontalScroll,
+  adminApi, ingest, HOSTILE, assertNoInjection, assertNoHorizontalScroll, openConsole, closeConsole, signIn, assertNoProblems,
 } from './support.js';
 
 let server;
@@ -14,14 +14,11 @@ let page;
 const state = {};
 
 before(async () => {
-  server = await startServer();
-  browser = await openBrowser(server.base);
-  page = browser.page;
+  ({ server, browser, page } = await openConsole());
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.stop();
+  await closeConsole({ server, browser });
   // Admin tokens must never reach the server's log (it logs route templates only).
   if (server) {
     assert.ok(!server.logs().includes(server.rootToken), 'the root token is in the log');
@@ -29,25 +26,18 @@ after(async () => {
   }
 });
 
-/** Fails the step on any script error, CSP violation, dialog or foreign request so far. */
 function noProblems() {
-  assert.deepEqual(browser.problems, []);
-}
-
-async function signIn(token) {
-  await page.goto(`${server.base}/console`);
-  await page.getByLabel('Admin token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  assertNoProblems(browser, assert);
 }
 
 test('a wrong token is refused with the API\'s detail', async () => {
-  await signIn('not-a-valid-token');
+  await signIn(page, server.base, 'not-a-valid-token');
   await page.getByRole('alert').filter({ hasText: 'missing or wrong bearer token' }).waitFor();
   noProblems();
 });
 
 test('the root signs in, and the token is kept only in session storage', async () => {
-  await signIn(server.rootToken);
+  await signIn(page, server.base, server.rootToken);
   await page.getByRole('heading', { name: 'Programs' }).waitFor();
   const stored = await page.evaluate(() => ({
     session: Object.values(sessionStorage).join(' '),
@@ -93,7 +83,7 @@ test('signing out forgets the token; a token that stops working brings the sign-
 });
 
 test('a program token signs in to its own program only', async () => {
-  await signIn(state.programToken);
+  await signIn(page, server.base, state.programToken);
   await page.getByRole('heading', { name: 'Connectors' }).waitFor();
   assert.ok(page.url().includes(state.programId));
   assert.equal(await page.getByRole('link', { name: 'Programs' }).count(), 0);

@@ -4,7 +4,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, openBrowser, adminApi, ingest, HOSTILE, assertNoInjection } from './support.js';
+import {
+  adminApi, ingest, HOSTILE, assertNoInjection, openConsole, closeConsole, signIn, assertNoProblems,
+} from './support.js';
 
 let server;
 let browser;
@@ -12,26 +14,21 @@ let page;
 const ids = {};
 
 before(async () => {
-  server = await startServer();
-  browser = await openBrowser(server.base);
-  page = browser.page;
+  ({ server, browser, page } = await openConsole());
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.stop();
+  await closeConsole({ server, browser });
 });
 
 function noProblems() {
-  assert.deepEqual(browser.problems, []);
+  assertNoProblems(browser, assert);
 }
 
 const api = (method, path, body) => adminApi(server.base, server.rootToken, method, path, body);
 
 test('programs: one created with points that expire', async () => {
-  await page.goto(`${server.base}/console`);
-  await page.getByLabel('Admin token').fill(server.rootToken);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await signIn(page, server.base, server.rootToken);
   await page.getByRole('heading', { name: 'Programs' }).waitFor();
   await page.getByLabel('Name', { exact: true }).fill('Expiring club');
   await page.getByLabel('Points expire after (days)').fill('30');

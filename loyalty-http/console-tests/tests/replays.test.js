@@ -3,7 +3,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, openBrowser, adminApi, ingest, HOSTILE, assertNoInjection } from './support.js';
+import {
+  adminApi, ingest, HOSTILE, assertNoInjection, openConsole, closeConsole, signIn, assertNoProblems,
+} from './support.js';
 
 let server;
 let browser;
@@ -11,9 +13,7 @@ let page;
 const ids = {};
 
 before(async () => {
-  server = await startServer();
-  browser = await openBrowser(server.base);
-  page = browser.page;
+  ({ server, browser, page } = await openConsole());
   const root = server.rootToken;
   const program = await adminApi(server.base, root, 'POST', '/v1/programs', { name: 'Replays' });
   ids.program = program.id;
@@ -30,19 +30,16 @@ before(async () => {
     { id: 's-2', ts: now, user: { email: 'bob@example.com' } },
     { id: 's-3', ts: HOSTILE.script, profile: { email: 'eve@example.com' }, note: HOSTILE.image },
   ]);
-  await page.goto(`${server.base}/console`);
-  await page.getByLabel('Admin token').fill(program.adminToken);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await signIn(page, server.base, program.adminToken);
   await page.getByRole('heading', { name: 'Connectors' }).waitFor();
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.stop();
+  await closeConsole({ server, browser });
 });
 
 function noProblems() {
-  assert.deepEqual(browser.problems, []);
+  assertNoProblems(browser, assert);
 }
 
 test('replays: what failed, grouped by code, hostile messages shown as text', async () => {

@@ -3,7 +3,9 @@
 // run leaves the working tree as it was.
 
 import { test, before, after } from 'node:test';
-import { startServer, openBrowser, adminApi, ingest, screenshot } from './support.js';
+import {
+  adminApi, ingest, screenshot, openConsole, closeConsole,
+} from './support.js';
 
 const enabled = Boolean(process.env.CONSOLE_SCREENSHOTS);
 let server;
@@ -13,9 +15,7 @@ const ids = {};
 
 before(async () => {
   if (!enabled) return;
-  server = await startServer();
-  browser = await openBrowser(server.base);
-  page = browser.page;
+  ({ server, browser, page } = await openConsole());
   const root = server.rootToken;
   const program = await adminApi(server.base, root, 'POST', '/v1/programs', { name: 'Acme Readers', pointsExpiry: { afterDays: 365 } });
   ids.program = program.id;
@@ -52,8 +52,7 @@ before(async () => {
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.stop();
+  await closeConsole({ server, browser });
 });
 
 test('screenshots of the main screens', { skip: !enabled && 'CONSOLE_SCREENSHOTS is not set' }, async () => {

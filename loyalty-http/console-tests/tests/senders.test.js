@@ -5,7 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { startServer, openBrowser, adminApi, HOSTILE, assertNoInjection } from './support.js';
+import {
+  adminApi, HOSTILE, assertNoInjection, openConsole, closeConsole, signIn, assertNoProblems,
+} from './support.js';
 
 let server;
 let browser;
@@ -13,24 +15,19 @@ let page;
 let programId;
 
 before(async () => {
-  server = await startServer();
-  browser = await openBrowser(server.base);
-  page = browser.page;
+  ({ server, browser, page } = await openConsole());
   const program = await adminApi(server.base, server.rootToken, 'POST', '/v1/programs', { name: 'Senders' });
   programId = program.id;
-  await page.goto(`${server.base}/console`);
-  await page.getByLabel('Admin token').fill(program.adminToken);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await signIn(page, server.base, program.adminToken);
   await page.getByRole('heading', { name: 'Connectors' }).waitFor();
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.stop();
+  await closeConsole({ server, browser });
 });
 
 function noProblems() {
-  assert.deepEqual(browser.problems, []);
+  assertNoProblems(browser, assert);
 }
 
 /** The request the console shows, parsed back: url, headers, body. */

@@ -116,6 +116,30 @@ export async function openBrowser(base, viewport = { width: 1280, height: 800 })
   };
 }
 
+/** The example server and a Chromium page on it, for one test file. */
+export async function openConsole(viewport) {
+  const server = await startServer();
+  const browser = await openBrowser(server.base, viewport);
+  return { server, browser, page: browser.page };
+}
+
+export async function closeConsole({ server, browser } = {}) {
+  await browser?.close();
+  await server?.stop();
+}
+
+/** Signs in with `token` from the console's sign-in screen (without waiting for what follows). */
+export async function signIn(page, base, token) {
+  await page.goto(`${base}/console`);
+  await page.getByLabel('Admin token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** Fails the step on any script error, CSP violation, dialog or foreign request so far. */
+export function assertNoProblems(browser, assert) {
+  assert.deepEqual(browser.problems, []);
+}
+
 /** Runs axe-core (injected from its file) on the page; the serious and critical violations. */
 export async function axeViolations(page) {
   const source = readFileSync(join(here, '..', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
