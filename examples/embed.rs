@@ -8,6 +8,8 @@
 //! cargo run --example embed
 //! ```
 
+use futures::StreamExt;
+use loyalty::core::ledger::EntryKind;
 use loyalty::core::prelude::*;
 use loyalty::store_memory::MemoryStore;
 use serde_json::json;
@@ -103,6 +105,62 @@ async fn main() -> anyhow::Result<()> {
     for email in ["ann@example.com", "bob@example.com"] {
         let member = engine.find_member(&program.id, "email", email).await?;
         println!("{email}: balance {}", member.balance);
+    }
+
+    // The feed: every committed change, in commit order, from any position. A subscription
+    // never ends; it waits for the next commit (of this process or, on PostgreSQL, another).
+    let ann = engine
+        .find_member(&program.id, "email", "ann@example.com")
+        .await?;
+    let mut ann_changes = engine.subscribe(program.id.clone(), Some(0), Some(ann.id.clone()));
+    // An adjustment by hand; its key makes sending it again harmless.
+    engine
+        .adjust_points(&program.id, &ann.id, 5, "Welcome gift", Some("welcome-ann"))
+        .await?;
+    // Ann's changes so far, up to the adjustment.
+    loop {
+        match ann_changes.next().await {
+            Some(Ok(FeedItem::Change(change))) => match &change.body {
+                ChangeBody::Ledger(line) => {
+                    println!(
+                        "feed #{}: {} {:+} points, balance {}",
+                        change.position,
+                        line.entry.kind.as_str(),
+                        line.entry.points,
+                        line.balance
+                    );
+                    if line.entry.kind == EntryKind::Adjustment {
+                        break;
+                    }
+                }
+                ChangeBody::Event(event) => {
+                    println!(
+                        "feed #{}: event {}",
+                        change.position,
+                        event.0.status.as_str()
+                    )
+                }
+            },
+            other => anyhow::bail!("the feed ended or failed: {other:?}"),
+        }
+    }
+
+    // A backtest: the logged events again through a draft rule set (the same rule at 20
+    // points), as a dry run: a report, and nothing stored.
+    let mut spec = ReplaySpec::new(connector.id.clone());
+    spec.rules = Some(vec![json!({
+        "id": rule.id, "name": rule.name, "connectorId": connector.id,
+        "conditions": rule.conditions, "points": {"fixed": 20}, "limits": rule.limits,
+    })]);
+    let replay = engine.create_replay(&program.id, spec).await?;
+    let replay = engine
+        .run_recorded_replay(replay, &ReplayProgress::new())
+        .await?;
+    if let Some(report) = &replay.report {
+        println!(
+            "backtest: {} points before, {} with the draft rules",
+            report.points.before, report.points.after
+        );
     }
     Ok(())
 }

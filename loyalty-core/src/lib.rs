@@ -89,9 +89,11 @@ pub mod prelude {
         IncomingRequest, IngestResponse, ItemOutcome, ItemResult, SimulationResponse,
     };
     pub use crate::error::Result;
+    pub use crate::feed::{ChangeBody, FeedItem};
     pub use crate::ids::{ConnectorId, EventId, MemberId, ProgramId, RuleId};
     pub use crate::ledger::ItemStatus;
     pub use crate::program::ProgramSpec;
+    pub use crate::replay::{ReplayProgress, ReplaySpec, ReplayState};
     pub use crate::rules::{Condition, Limit, NumberTest, Period, PointsRule, RuleSpec, TextTest};
     pub use crate::store::Store;
     pub use crate::{Engine, Error, Limits};
