@@ -189,7 +189,10 @@ pub(crate) async fn changes_after(
     .fetch_all(pool)
     .await?;
     let mut feed = Vec::with_capacity(rows.len());
-    let (mut event_seqs, mut ledger_members, mut last_ledger_seq) = (Vec::new(), Vec::new(), 0);
+    let mut event_seqs = Vec::new();
+    // Each member's ledger seqs on the page, in order.
+    let mut wanted: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut last_ledger_seq = 0;
     for row in &rows {
         let position: i64 = row.try_get("position")?;
         let kind: i8 = row.try_get("kind")?;
@@ -197,11 +200,11 @@ pub(crate) async fn changes_after(
         let member: Option<String> = row.try_get("member_id")?;
         if kind == b'e' as i8 {
             event_seqs.push(seq);
-        } else if let Some(member) = &member {
-            ledger_members.push(member.clone());
+        } else if let Some(member) = member {
+            wanted.entry(member).or_default().push(seq);
             last_ledger_seq = last_ledger_seq.max(seq);
         }
-        feed.push((position, kind == b'e' as i8, seq, member));
+        feed.push((position, kind == b'e' as i8, seq));
     }
     let events: HashMap<i64, LogEntry> = if event_seqs.is_empty() {
         HashMap::new()
@@ -217,7 +220,8 @@ pub(crate) async fn changes_after(
         .map(|row| rows::log_entry(row).map(|e| (e.seq, e)))
         .collect::<Result<_>>()?
     };
-    let ledgers = member_ledgers(pool, program, ledger_members, last_ledger_seq).await?;
+    let members: Vec<String> = wanted.keys().cloned().collect();
+    let ledgers = member_ledgers(pool, program, members, last_ledger_seq).await?;
     let expiry = if ledgers.is_empty() {
         None
     } else {
@@ -232,9 +236,17 @@ pub(crate) async fn changes_after(
             .transpose()?
             .and_then(|p| p.points_expiry)
     };
+    // Each member's ledger read once for all of its messages on the page.
+    let mut ledger_changes: HashMap<i64, LedgerChange> = HashMap::new();
+    for (member, mut seqs) in wanted {
+        if let Some(entries) = ledgers.get(member.as_str()) {
+            seqs.sort_unstable();
+            ledger_changes.extend(LedgerChange::of_entries(entries, &seqs, expiry));
+        }
+    }
     let mut changes = Vec::with_capacity(feed.len());
     let mut events = events;
-    for (position, is_event, seq, member) in feed {
+    for (position, is_event, seq) in feed {
         // A row whose event or entry is gone was purged (test data): nothing to show.
         let (test, body) = if is_event {
             let Some(event) = events.remove(&seq) else {
@@ -242,13 +254,9 @@ pub(crate) async fn changes_after(
             };
             (event.test, ChangeBody::Event(LoggedEvent(Arc::new(event))))
         } else {
-            let Some(entries) = member.as_ref().and_then(|m| ledgers.get(m.as_str())) else {
+            let Some(change) = ledger_changes.remove(&seq) else {
                 continue;
             };
-            let Ok(index) = entries.binary_search_by_key(&seq, |e| e.seq) else {
-                continue;
-            };
-            let change = LedgerChange::of_entry(entries, index, expiry);
             (change.entry.test, ChangeBody::Ledger(Arc::new(change)))
         };
         changes.push(Change {
