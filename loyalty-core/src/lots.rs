@@ -86,6 +86,11 @@ impl Lots {
         self.expiry
     }
 
+    /// How many lots it holds (what keeping it costs).
+    pub fn lot_count(&self) -> usize {
+        self.lots.len()
+    }
+
     /// Takes the member's next entry in ledger order (an entry that happened earlier but
     /// arrives later does not move what an older adjustment took).
     pub fn apply(&mut self, entry: &LedgerEntry) {

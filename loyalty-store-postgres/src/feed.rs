@@ -8,14 +8,15 @@
 //! left behind, and every read numbers what is pending first, so a reader sees at least
 //! everything committed before it read.
 
+mod ledgers;
+
 use crate::error::Result;
-use crate::rows::{self, EVENT_COLUMNS, LEDGER_COLUMNS, PROGRAM_COLUMNS};
+use crate::rows::{self, EVENT_COLUMNS, PROGRAM_COLUMNS};
 use loyalty_core::feed::{
-    Change, ChangeBody, ChangePage, FeedPosition, FeedSignal, LedgerChange, LoggedEvent,
-    FEED_RETENTION_MINUTES,
+    Change, ChangeBody, ChangePage, FeedPosition, FeedSignal, LoggedEvent, FEED_RETENTION_MINUTES,
 };
 use loyalty_core::ids::{MemberId, ProgramId};
-use loyalty_core::ledger::{LedgerEntry, LogEntry};
+use loyalty_core::ledger::LogEntry;
 use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Row};
 use std::collections::{HashMap, HashSet};
@@ -35,6 +36,8 @@ pub(crate) struct Feed {
     signal: FeedSignal,
     shared: Arc<Shared>,
     tasks: Vec<AbortHandle>,
+    /// Members' lots between reads (see `ledgers`).
+    kept: ledgers::KeptLots,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +58,7 @@ impl Feed {
             signal,
             shared,
             tasks: vec![sequencer.abort_handle(), listener.abort_handle()],
+            kept: ledgers::KeptLots::default(),
         }
     }
 
@@ -161,8 +165,22 @@ pub(crate) async fn head(pool: &PgPool, program: &ProgramId) -> Result<FeedPosit
     Ok(sequence(pool, program).await?.0)
 }
 
-pub(crate) async fn changes_after(
+impl Feed {
+    pub(crate) async fn changes_after(
+        &self,
+        pool: &PgPool,
+        program: &ProgramId,
+        after: FeedPosition,
+        member: Option<&MemberId>,
+        limit: usize,
+    ) -> Result<ChangePage> {
+        changes_after(pool, &self.kept, program, after, member, limit).await
+    }
+}
+
+async fn changes_after(
     pool: &PgPool,
+    kept: &ledgers::KeptLots,
     program: &ProgramId,
     after: FeedPosition,
     member: Option<&MemberId>,
@@ -220,9 +238,7 @@ pub(crate) async fn changes_after(
         .map(|row| rows::log_entry(row).map(|e| (e.seq, e)))
         .collect::<Result<_>>()?
     };
-    let members: Vec<String> = wanted.keys().cloned().collect();
-    let ledgers = member_ledgers(pool, program, members, last_ledger_seq).await?;
-    let expiry = if ledgers.is_empty() {
+    let expiry = if wanted.is_empty() {
         None
     } else {
         let row = sqlx::query(&format!(
@@ -236,14 +252,15 @@ pub(crate) async fn changes_after(
             .transpose()?
             .and_then(|p| p.points_expiry)
     };
-    // Each member's ledger read once for all of its messages on the page.
-    let mut ledger_changes: HashMap<i64, LedgerChange> = HashMap::new();
-    for (member, mut seqs) in wanted {
-        if let Some(entries) = ledgers.get(member.as_str()) {
+    let mut ledger_changes = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        for seqs in wanted.values_mut() {
             seqs.sort_unstable();
-            ledger_changes.extend(LedgerChange::of_entries(entries, &seqs, expiry));
         }
-    }
+        kept.changes(pool, program, &wanted, last_ledger_seq, expiry)
+            .await?
+    };
     let mut changes = Vec::with_capacity(feed.len());
     let mut events = events;
     for (position, is_event, seq) in feed {
@@ -267,38 +284,4 @@ pub(crate) async fn changes_after(
         });
     }
     Ok(ChangePage { changes, missed })
-}
-
-/// The ledgers of these members up to `through` (their points after each entry read from
-/// them), in ledger order.
-async fn member_ledgers(
-    pool: &PgPool,
-    program: &ProgramId,
-    mut members: Vec<String>,
-    through: i64,
-) -> Result<HashMap<String, Vec<LedgerEntry>>> {
-    let mut ledgers: HashMap<String, Vec<LedgerEntry>> = HashMap::new();
-    if members.is_empty() {
-        return Ok(ledgers);
-    }
-    members.sort();
-    members.dedup();
-    let rows = sqlx::query(&format!(
-        "SELECT {LEDGER_COLUMNS} FROM ledger_entries \
-         WHERE program_id = $1 AND member_id = ANY($2) AND seq <= $3 \
-         ORDER BY member_id, seq"
-    ))
-    .bind(program.as_str())
-    .bind(&members)
-    .bind(through)
-    .fetch_all(pool)
-    .await?;
-    for row in &rows {
-        let entry = rows::ledger_entry(row)?;
-        ledgers
-            .entry(entry.member_id.as_str().to_owned())
-            .or_default()
-            .push(entry);
-    }
-    Ok(ledgers)
 }

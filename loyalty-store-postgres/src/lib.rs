@@ -958,7 +958,10 @@ impl Store for PostgresStore {
         member: Option<&MemberId>,
         limit: usize,
     ) -> StoreResult<ChangePage> {
-        Ok(feed::changes_after(&self.pool, program, after, member, limit).await?)
+        Ok(self
+            .feed
+            .changes_after(&self.pool, program, after, member, limit)
+            .await?)
     }
 
     fn feed_signal(&self) -> FeedSignal {
