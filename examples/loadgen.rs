@@ -9,7 +9,11 @@
 //!
 //! With `--stream-clients N`, N connections read the program's live stream during the load
 //! (each event's delivery time, from the server's `receivedAt` to the reader, is measured);
-//! with `--stalled-stream-clients N`, N connections open it and never read.
+//! with `--stalled-stream-clients N`, N connections open it and never read. With
+//! `--webhook-endpoints N`, N webhook endpoints of the program point at a receiver in this
+//! process (the server needs `--allow-private-webhook-targets`), which measures each delivery
+//! from the change's time to its arrival; after the load it waits for the deliveries still
+//! coming (`--webhook-drain`).
 //!
 //! Every second a progress line goes to stderr; at the end one JSON line goes to stdout:
 //! events/s, requests/s, latency percentiles in ms, errors, and the server's RSS at the start
@@ -36,6 +40,9 @@ use sha2::Sha256;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "loadgen/webhooks.rs"]
+mod webhooks;
 
 // A light client leaves more of the shared cores to the server.
 #[global_allocator]
@@ -119,6 +126,13 @@ struct Args {
     /// Connections that open the live stream and never read from it.
     #[arg(long, default_value_t = 0)]
     stalled_stream_clients: usize,
+    /// Webhook endpoints of the program, all pointing at a receiver in this process.
+    #[arg(long, default_value_t = 0)]
+    webhook_endpoints: usize,
+    /// After the load, seconds to wait at most for the webhook deliveries still coming (the
+    /// wait ends once none came for two seconds).
+    #[arg(long, default_value_t = 60)]
+    webhook_drain: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -161,6 +175,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (program, connector) = match args.target {
         Target::Bare => (String::new(), "bare".to_owned()),
         Target::Engine => set_up(&base, &args, &secret).await?,
+    };
+    let receiver = match args.webhook_endpoints {
+        0 => None,
+        count => {
+            let receiver = webhooks::Receiver::start().await?;
+            let root = args.admin_token.clone().unwrap_or_default();
+            receiver.register(&base, &root, &program, count).await?;
+            eprintln!("{count} webhook endpoints at {}", receiver.url);
+            Some(receiver)
+        }
     };
     let stream_latency = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
@@ -239,6 +263,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let rss_start = args.server_pid.and_then(rss_kb);
     let server_cpu_start = args.server_pid.and_then(cpu_seconds);
     let own_cpu_start = cpu_seconds(std::process::id());
+    let webhooks_at_start = receiver.as_ref().map(webhooks::Receiver::count);
     let started = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
@@ -272,6 +297,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .zip(own_cpu_start)
         .map(|(end, start)| end - start);
 
+    let webhooks_measured = receiver
+        .as_ref()
+        .zip(webhooks_at_start)
+        .map(|(r, start)| r.count() - start);
+    let drain_started = Instant::now();
+    if let Some(receiver) = &receiver {
+        let mut last = (receiver.count(), Instant::now());
+        while drain_started.elapsed() < Duration::from_secs(args.webhook_drain) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = receiver.count();
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if last.1.elapsed() >= Duration::from_secs(2) {
+                break;
+            }
+        }
+    }
+    let webhook_drain_s = receiver
+        .as_ref()
+        .map(|_| round3(drain_started.elapsed().as_secs_f64()));
+
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for task in tasks {
         match task.await {
@@ -282,7 +328,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let requests = stats.requests.load(Ordering::Relaxed);
     let events = stats.events.load(Ordering::Relaxed);
     let ms = |us: u64| us as f64 / 1000.0;
-    let result = json!({
+    let mut result = json!({
         "label": args.label,
         "target": format!("{:?}", args.target).to_lowercase(),
         "mode": format!("{:?}", args.mode).to_lowercase(),
@@ -324,6 +370,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "stream_p50_ms": stream_p(&stream_latency, 0.50),
         "stream_p99_ms": stream_p(&stream_latency, 0.99),
     });
+    let webhook_fields = json!({
+        "webhook_endpoints": args.webhook_endpoints,
+        // Deliveries that arrived while measured, and all of them, after the drain.
+        "webhook_deliveries_measured": webhooks_measured,
+        "webhook_deliveries_per_sec": webhooks_measured.map(|n| (n as f64 / elapsed).round()),
+        "webhook_deliveries": receiver.as_ref().map(webhooks::Receiver::count),
+        "webhook_drain_s": webhook_drain_s,
+        "webhook_p50_ms": receiver.as_ref().and_then(|r| r.latency_ms(0.50)),
+        "webhook_p99_ms": receiver.as_ref().and_then(|r| r.latency_ms(0.99)),
+    });
+    if let (Some(result), Value::Object(more)) = (result.as_object_mut(), webhook_fields) {
+        result.extend(more);
+    }
     println!("{result}");
     Ok(())
 }

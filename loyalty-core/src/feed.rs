@@ -19,7 +19,7 @@
 use crate::event::ItemError;
 use crate::ids::{ConnectorId, EventId, MemberId, ProgramId};
 use crate::ledger::{ItemStatus, LedgerEntry, LogEntry};
-use crate::lots::points_view;
+use crate::lots::Lots;
 use crate::program::PointsExpiry;
 use crate::rules::{Award, TraceEntry};
 use chrono::{DateTime, Utc};
@@ -111,6 +111,18 @@ pub struct LedgerChange {
 }
 
 impl LedgerChange {
+    /// The change of `entry`, the last entry `lots` took (the member's points just after it,
+    /// at its time).
+    pub fn after(lots: &Lots, entry: &LedgerEntry) -> Self {
+        let view = lots.view(entry.created_at);
+        Self {
+            member_id: entry.member_id.clone(),
+            entry: entry.clone(),
+            balance: view.balance,
+            pending: view.pending,
+        }
+    }
+
     /// The change of `member_ledger[index]`, from the member's ledger in ledger order (only the
     /// entries up to and including it are read).
     pub fn of_entry(
@@ -118,14 +130,37 @@ impl LedgerChange {
         index: usize,
         expiry: Option<PointsExpiry>,
     ) -> Self {
-        let entry = member_ledger[index].clone();
-        let view = points_view(&member_ledger[..=index], entry.created_at, expiry);
-        Self {
-            member_id: entry.member_id.clone(),
-            entry,
-            balance: view.balance,
-            pending: view.pending,
+        let mut lots = Lots::new(expiry);
+        for entry in &member_ledger[..=index] {
+            lots.apply(entry);
         }
+        Self::after(&lots, &member_ledger[index])
+    }
+
+    /// The changes of the entries of one member's ledger whose `seq` is in `wanted` (sorted),
+    /// by seq, in one pass over the ledger (in ledger order, read up to the last one wanted):
+    /// a page of many messages of a member with a long ledger reads that ledger once, not once
+    /// a message.
+    pub fn of_entries<'a>(
+        member_ledger: impl IntoIterator<Item = &'a LedgerEntry>,
+        wanted: &[i64],
+        expiry: Option<PointsExpiry>,
+    ) -> Vec<(i64, Self)> {
+        let mut changes = Vec::with_capacity(wanted.len());
+        let Some(&last) = wanted.last() else {
+            return changes;
+        };
+        let mut lots = Lots::new(expiry);
+        for entry in member_ledger {
+            if entry.seq > last {
+                break;
+            }
+            lots.apply(entry);
+            if wanted.binary_search(&entry.seq).is_ok() {
+                changes.push((entry.seq, Self::after(&lots, entry)));
+            }
+        }
+        changes
     }
 }
 
@@ -244,7 +279,61 @@ impl FeedSignal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::RawJson;
+    use crate::ids::{LedgerEntryId, RuleId};
+    use crate::ledger::{EntryKind, RawJson};
+    use chrono::{Duration, TimeZone};
+
+    /// A ledger with pending awards, awards that expire, reversals, an expiry and negative
+    /// adjustments (one larger than what is there).
+    fn mixed_ledger() -> Vec<LedgerEntry> {
+        let day = |n: i64| Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap() + Duration::days(n);
+        let entry = |n: i64, kind: EntryKind, points: i64, reverses: Option<i64>| LedgerEntry {
+            id: LedgerEntryId::new(format!("led_{n}")),
+            program_id: ProgramId::new("prg_a"),
+            member_id: MemberId::new("mem_a"),
+            kind,
+            event_id: (kind == EntryKind::Award).then(|| EventId::new(format!("evt_{n}"))),
+            connector_id: None,
+            rule_id: (kind == EntryKind::Award).then(|| RuleId::new("rul_a")),
+            points,
+            reverses: reverses.map(|r| LedgerEntryId::new(format!("led_{r}"))),
+            reason: None,
+            available_at: (kind == EntryKind::Award && n % 3 == 0).then(|| day(n + 5)),
+            test: false,
+            created_at: day(n),
+            occurred_at: day(n),
+            seq: n * 2,
+        };
+        let mut ledger = Vec::new();
+        for n in 1..40 {
+            ledger.push(match n % 7 {
+                3 => entry(n, EntryKind::Reversal, -4, Some(n - 1)),
+                5 => entry(n, EntryKind::Adjustment, -25, None),
+                6 => entry(n, EntryKind::Expiry, -10, Some(n - 6)),
+                _ => entry(n, EntryKind::Award, 10, None),
+            });
+        }
+        ledger
+    }
+
+    #[test]
+    fn a_page_of_ledger_changes_has_the_points_of_each_entry_alone() {
+        let ledger = mixed_ledger();
+        for expiry in [None, Some(PointsExpiry { after_days: 9 })] {
+            let wanted: Vec<i64> = ledger
+                .iter()
+                .map(|e| e.seq)
+                .filter(|s| s % 3 != 1)
+                .collect();
+            let page = LedgerChange::of_entries(&ledger, &wanted, expiry);
+            assert_eq!(page.len(), wanted.len());
+            for (seq, change) in page {
+                let index = ledger.iter().position(|e| e.seq == seq).unwrap();
+                assert_eq!(change, LedgerChange::of_entry(&ledger, index, expiry));
+            }
+        }
+        assert!(LedgerChange::of_entries(&ledger, &[], None).is_empty());
+    }
 
     #[test]
     fn an_event_change_is_the_log_item_without_raw() {

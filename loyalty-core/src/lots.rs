@@ -34,6 +34,7 @@ pub struct PointsView {
     pub expired: Vec<(LedgerEntryId, i64)>,
 }
 
+#[derive(Clone, Debug)]
 struct Lot {
     award: Option<LedgerEntryId>,
     left: i64,
@@ -48,12 +49,52 @@ pub fn points_view(
     now: DateTime<Utc>,
     expiry: Option<PointsExpiry>,
 ) -> PointsView {
-    // In ledger order, so that what an entry took never changes when later entries come (an
-    // award that happened earlier but arrives later does not move an older adjustment).
-    let mut lots: Vec<Lot> = Vec::new();
-    // What negative adjustments could not take from the lots of their time: later lots pay it.
-    let mut debt = 0;
+    let mut lots = Lots::new(expiry);
     for entry in entries {
+        lots.apply(entry);
+    }
+    lots.view(now)
+}
+
+/// A member's lots built entry by entry, in ledger order: the state [`points_view`] folds the
+/// ledger into, kept so that the views after each of many entries (the change feed's ledger
+/// messages) cost one pass over the ledger, and so that it can be carried on from where it
+/// was when more entries come.
+#[derive(Clone, Debug)]
+pub struct Lots {
+    expiry: Option<PointsExpiry>,
+    lots: Vec<Lot>,
+    /// What negative adjustments could not take from the lots of their time: later lots pay it.
+    debt: i64,
+    /// The sum of the entries applied.
+    total: i64,
+}
+
+impl Lots {
+    /// No entries yet, under the program's expiry policy.
+    pub fn new(expiry: Option<PointsExpiry>) -> Self {
+        Self {
+            expiry,
+            lots: Vec::new(),
+            debt: 0,
+            total: 0,
+        }
+    }
+
+    /// The expiry policy the lots were built under.
+    pub fn expiry(&self) -> Option<PointsExpiry> {
+        self.expiry
+    }
+
+    /// How many lots it holds (what keeping it costs).
+    pub fn lot_count(&self) -> usize {
+        self.lots.len()
+    }
+
+    /// Takes the member's next entry in ledger order (an entry that happened earlier but
+    /// arrives later does not move what an older adjustment took).
+    pub fn apply(&mut self, entry: &LedgerEntry) {
+        self.total += entry.points;
         match entry.kind {
             EntryKind::Award | EntryKind::Adjustment if entry.points > 0 => {
                 let award = entry.kind == EntryKind::Award;
@@ -66,17 +107,19 @@ pub fn points_view(
                         entry.created_at
                     },
                     available_at: entry.available_at,
-                    expires_at: expiry
+                    expires_at: self
+                        .expiry
                         .filter(|_| award)
                         .map(|policy| policy.expires_at(entry.occurred_at)),
                 };
-                let paid = debt.min(lot.left);
+                let paid = self.debt.min(lot.left);
                 lot.left -= paid;
-                debt -= paid;
-                lots.push(lot);
+                self.debt -= paid;
+                self.lots.push(lot);
             }
             EntryKind::Reversal | EntryKind::Expiry => {
-                if let Some(lot) = lots
+                if let Some(lot) = self
+                    .lots
                     .iter_mut()
                     .find(|l| l.award.is_some() && l.award == entry.reverses)
                 {
@@ -86,7 +129,8 @@ pub fn points_view(
             EntryKind::Adjustment if entry.points < 0 => {
                 // The oldest points first, among those not expired when it was made.
                 let mut owed = -entry.points;
-                let mut open: Vec<&mut Lot> = lots
+                let mut open: Vec<&mut Lot> = self
+                    .lots
                     .iter_mut()
                     .filter(|l| l.left > 0 && l.expires_at.is_none_or(|at| at > entry.created_at))
                     .collect();
@@ -96,38 +140,41 @@ pub fn points_view(
                     lot.left -= take;
                     owed -= take;
                 }
-                debt += owed;
+                self.debt += owed;
             }
             _ => {}
         }
     }
-    let total: i64 = entries.iter().map(|e| e.points).sum();
-    let mut view = PointsView::default();
-    let mut expiring = Vec::new();
-    for lot in lots.iter().filter(|l| l.left > 0) {
-        match lot.expires_at {
-            Some(at) if at <= now => {
-                if let Some(award) = &lot.award {
-                    view.expired.push((award.clone(), lot.left));
+
+    /// The member's points at `now`, from the entries applied so far.
+    pub fn view(&self, now: DateTime<Utc>) -> PointsView {
+        let mut view = PointsView::default();
+        let mut expiring = Vec::new();
+        for lot in self.lots.iter().filter(|l| l.left > 0) {
+            match lot.expires_at {
+                Some(at) if at <= now => {
+                    if let Some(award) = &lot.award {
+                        view.expired.push((award.clone(), lot.left));
+                    }
+                    continue;
                 }
-                continue;
+                Some(at) => expiring.push(Expiring {
+                    points: lot.left,
+                    at,
+                }),
+                None => {}
             }
-            Some(at) => expiring.push(Expiring {
-                points: lot.left,
-                at,
-            }),
-            None => {}
+            if lot.available_at.is_some_and(|at| at > now) {
+                view.pending += lot.left;
+            }
         }
-        if lot.available_at.is_some_and(|at| at > now) {
-            view.pending += lot.left;
-        }
+        expiring.sort_by_key(|e| e.at);
+        expiring.truncate(EXPIRING_SHOWN);
+        view.expiring = expiring;
+        let expired: i64 = view.expired.iter().map(|(_, points)| points).sum();
+        view.balance = self.total - view.pending - expired;
+        view
     }
-    expiring.sort_by_key(|e| e.at);
-    expiring.truncate(EXPIRING_SHOWN);
-    view.expiring = expiring;
-    let expired: i64 = view.expired.iter().map(|(_, points)| points).sum();
-    view.balance = total - view.pending - expired;
-    view
 }
 
 /// The `expiry` entries for what has expired in `entries` at `now` (positions are the store's

@@ -6,7 +6,6 @@ use loyalty_core::feed::{
     Change, ChangeBody, ChangePage, FeedPosition, FeedSignal, LedgerChange, LoggedEvent,
 };
 use loyalty_core::ids::{MemberId, ProgramId};
-use loyalty_core::ledger::LedgerEntry;
 use loyalty_core::store::{FeedStore, StoreResult};
 use std::sync::Arc;
 
@@ -60,7 +59,24 @@ impl State {
             }
         };
         let expiry = self.programs.get(program).and_then(|p| p.points_expiry);
-        let mut ledgers: HashMap<MemberId, Vec<LedgerEntry>> = HashMap::default();
+        // Each member's ledger positions on the page, in order; each member's ledger is then
+        // read once for all of them.
+        let mut wanted: HashMap<&MemberId, Vec<i64>> = HashMap::default();
+        for position in &positions {
+            if let Some(line) = self.ledger.get(position) {
+                wanted.entry(&line.member_id).or_default().push(*position);
+            }
+        }
+        let mut ledger_changes: HashMap<i64, LedgerChange> = HashMap::default();
+        for (member, wanted) in wanted {
+            let ledger = self
+                .activity
+                .get(member)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| self.ledger.get(p));
+            ledger_changes.extend(LedgerChange::of_entries(ledger, &wanted, expiry));
+        }
         let mut changes = Vec::with_capacity(positions.len());
         for position in positions {
             let (test, body) = if let Some(event) = self.events.get(&position) {
@@ -68,15 +84,8 @@ impl State {
                     event.test,
                     ChangeBody::Event(LoggedEvent(Arc::clone(event))),
                 )
-            } else if let Some(line) = self.ledger.get(&position) {
-                let entries = ledgers
-                    .entry(line.member_id.clone())
-                    .or_insert_with(|| self.member_entries(&line.member_id));
-                let Ok(index) = entries.binary_search_by_key(&position, |e| e.seq) else {
-                    continue;
-                };
-                let change = LedgerChange::of_entry(entries, index, expiry);
-                (line.test, ChangeBody::Ledger(Arc::new(change)))
+            } else if let Some(change) = ledger_changes.remove(&position) {
+                (change.entry.test, ChangeBody::Ledger(Arc::new(change)))
             } else {
                 continue;
             };

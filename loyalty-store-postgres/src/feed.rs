@@ -8,18 +8,18 @@
 //! left behind, and every read numbers what is pending first, so a reader sees at least
 //! everything committed before it read.
 
+mod ledgers;
+
 use crate::error::Result;
-use crate::rows::{self, EVENT_COLUMNS, LEDGER_COLUMNS, PROGRAM_COLUMNS};
+use crate::rows::{self, EVENT_COLUMNS, PROGRAM_COLUMNS};
 use crate::PostgresStore;
 use async_trait::async_trait;
 use loyalty_core::feed::{
-    Change, ChangeBody, ChangePage, FeedPosition, FeedSignal, LedgerChange, LoggedEvent,
-    FEED_RETENTION_MINUTES,
+    Change, ChangeBody, ChangePage, FeedPosition, FeedSignal, LoggedEvent, FEED_RETENTION_MINUTES,
 };
 use loyalty_core::ids::{MemberId, ProgramId};
-use loyalty_core::ledger::{LedgerEntry, LogEntry};
-use loyalty_core::store::FeedStore;
-use loyalty_core::store::StoreResult;
+use loyalty_core::ledger::LogEntry;
+use loyalty_core::store::{FeedStore, StoreResult};
 use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Row};
 use std::collections::{HashMap, HashSet};
@@ -39,6 +39,8 @@ pub(crate) struct Feed {
     signal: FeedSignal,
     shared: Arc<Shared>,
     tasks: Vec<AbortHandle>,
+    /// Members' lots between reads (see `ledgers`).
+    kept: ledgers::KeptLots,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +61,7 @@ impl Feed {
             signal,
             shared,
             tasks: vec![sequencer.abort_handle(), listener.abort_handle()],
+            kept: ledgers::KeptLots::default(),
         }
     }
 
@@ -165,8 +168,22 @@ pub(crate) async fn head(pool: &PgPool, program: &ProgramId) -> Result<FeedPosit
     Ok(sequence(pool, program).await?.0)
 }
 
-pub(crate) async fn changes_after(
+impl Feed {
+    pub(crate) async fn changes_after(
+        &self,
+        pool: &PgPool,
+        program: &ProgramId,
+        after: FeedPosition,
+        member: Option<&MemberId>,
+        limit: usize,
+    ) -> Result<ChangePage> {
+        changes_after(pool, &self.kept, program, after, member, limit).await
+    }
+}
+
+async fn changes_after(
     pool: &PgPool,
+    kept: &ledgers::KeptLots,
     program: &ProgramId,
     after: FeedPosition,
     member: Option<&MemberId>,
@@ -193,7 +210,10 @@ pub(crate) async fn changes_after(
     .fetch_all(pool)
     .await?;
     let mut feed = Vec::with_capacity(rows.len());
-    let (mut event_seqs, mut ledger_members, mut last_ledger_seq) = (Vec::new(), Vec::new(), 0);
+    let mut event_seqs = Vec::new();
+    // Each member's ledger seqs on the page, in order.
+    let mut wanted: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut last_ledger_seq = 0;
     for row in &rows {
         let position: i64 = row.try_get("position")?;
         let kind: i8 = row.try_get("kind")?;
@@ -201,11 +221,11 @@ pub(crate) async fn changes_after(
         let member: Option<String> = row.try_get("member_id")?;
         if kind == b'e' as i8 {
             event_seqs.push(seq);
-        } else if let Some(member) = &member {
-            ledger_members.push(member.clone());
+        } else if let Some(member) = member {
+            wanted.entry(member).or_default().push(seq);
             last_ledger_seq = last_ledger_seq.max(seq);
         }
-        feed.push((position, kind == b'e' as i8, seq, member));
+        feed.push((position, kind == b'e' as i8, seq));
     }
     let events: HashMap<i64, LogEntry> = if event_seqs.is_empty() {
         HashMap::new()
@@ -221,8 +241,7 @@ pub(crate) async fn changes_after(
         .map(|row| rows::log_entry(row).map(|e| (e.seq, e)))
         .collect::<Result<_>>()?
     };
-    let ledgers = member_ledgers(pool, program, ledger_members, last_ledger_seq).await?;
-    let expiry = if ledgers.is_empty() {
+    let expiry = if wanted.is_empty() {
         None
     } else {
         let row = sqlx::query(&format!(
@@ -236,9 +255,18 @@ pub(crate) async fn changes_after(
             .transpose()?
             .and_then(|p| p.points_expiry)
     };
+    let mut ledger_changes = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        for seqs in wanted.values_mut() {
+            seqs.sort_unstable();
+        }
+        kept.changes(pool, program, &wanted, last_ledger_seq, expiry)
+            .await?
+    };
     let mut changes = Vec::with_capacity(feed.len());
     let mut events = events;
-    for (position, is_event, seq, member) in feed {
+    for (position, is_event, seq) in feed {
         // A row whose event or entry is gone was purged (test data): nothing to show.
         let (test, body) = if is_event {
             let Some(event) = events.remove(&seq) else {
@@ -246,13 +274,9 @@ pub(crate) async fn changes_after(
             };
             (event.test, ChangeBody::Event(LoggedEvent(Arc::new(event))))
         } else {
-            let Some(entries) = member.as_ref().and_then(|m| ledgers.get(m.as_str())) else {
+            let Some(change) = ledger_changes.remove(&seq) else {
                 continue;
             };
-            let Ok(index) = entries.binary_search_by_key(&seq, |e| e.seq) else {
-                continue;
-            };
-            let change = LedgerChange::of_entry(entries, index, expiry);
             (change.entry.test, ChangeBody::Ledger(Arc::new(change)))
         };
         changes.push(Change {
@@ -263,40 +287,6 @@ pub(crate) async fn changes_after(
         });
     }
     Ok(ChangePage { changes, missed })
-}
-
-/// The ledgers of these members up to `through` (their points after each entry read from
-/// them), in ledger order.
-async fn member_ledgers(
-    pool: &PgPool,
-    program: &ProgramId,
-    mut members: Vec<String>,
-    through: i64,
-) -> Result<HashMap<String, Vec<LedgerEntry>>> {
-    let mut ledgers: HashMap<String, Vec<LedgerEntry>> = HashMap::new();
-    if members.is_empty() {
-        return Ok(ledgers);
-    }
-    members.sort();
-    members.dedup();
-    let rows = sqlx::query(&format!(
-        "SELECT {LEDGER_COLUMNS} FROM ledger_entries \
-         WHERE program_id = $1 AND member_id = ANY($2) AND seq <= $3 \
-         ORDER BY member_id, seq"
-    ))
-    .bind(program.as_str())
-    .bind(&members)
-    .bind(through)
-    .fetch_all(pool)
-    .await?;
-    for row in &rows {
-        let entry = rows::ledger_entry(row)?;
-        ledgers
-            .entry(entry.member_id.as_str().to_owned())
-            .or_default()
-            .push(entry);
-    }
-    Ok(ledgers)
 }
 
 #[async_trait]
@@ -312,7 +302,10 @@ impl FeedStore for PostgresStore {
         member: Option<&MemberId>,
         limit: usize,
     ) -> StoreResult<ChangePage> {
-        Ok(changes_after(&self.pool, program, after, member, limit).await?)
+        Ok(self
+            .feed
+            .changes_after(&self.pool, program, after, member, limit)
+            .await?)
     }
 
     fn feed_signal(&self) -> FeedSignal {

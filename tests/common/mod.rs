@@ -1,15 +1,52 @@
-//! What the tests that run the example server as a process share: the process, the admin
-//! calls, a program with the seed connector and rule, and the checks of the log and ledger.
+//! What the tests that run the example server as a process share: a fresh PostgreSQL
+//! database, the process, the admin calls, a program with the seed connector and rule,
+//! ingestion, a webhook receiver, and the checks of the log and ledger.
 
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub const ROOT: &str = "root-token-for-process-tests";
+/// The seed connector's query token.
+pub const CONNECTOR_TOKEN: &str = "s3cret-token";
+
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database for one test (named after it and this process); its URL.
+pub async fn fresh_database(name: &str) -> String {
+    use sqlx::Connection;
+    let admin = admin_url();
+    let mut connection = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {admin} ({e}). Start it with \
+             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
+             or set DATABASE_URL."
+            )
+        });
+    let database = format!("loyalty_{name}_{}", std::process::id());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {database}"))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    match admin.rfind('/') {
+        Some(slash) => format!("{}/{database}", &admin[..slash]),
+        None => panic!("DATABASE_URL has no database part: {admin}"),
+    }
+}
 
 pub fn server_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -49,6 +86,9 @@ impl Server {
                 "2000",
             ])
             .args(flags)
+            // The store is the flags' choice: without --database-url, the memory store.
+            .env_remove("DATABASE_URL")
+            .env_remove("DATABASE_READ_URL")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -125,25 +165,57 @@ pub async fn admin(
     response.json().await.unwrap()
 }
 
+/// An admin GET answered with success; its JSON.
+pub async fn get(client: &reqwest::Client, base: &str, token: &str, path: &str) -> Value {
+    admin(client, base, token, reqwest::Method::GET, path, None).await
+}
+
+/// An admin POST answered with success; its JSON.
+pub async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> Value {
+    admin(client, base, token, reqwest::Method::POST, path, Some(body)).await
+}
+
+/// A new program: (id, its admin token).
+pub async fn create_program(client: &reqwest::Client, base: &str, name: &str) -> (String, String) {
+    let program = post(client, base, ROOT, "/v1/programs", json!({"name": name})).await;
+    (
+        program["id"].as_str().unwrap().to_owned(),
+        program["adminToken"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Posts `body` (one item or a bulk) to a connector with the seed token; asserts success and
+/// returns the answer.
+pub async fn ingest(client: &reqwest::Client, base: &str, connector: &str, body: String) -> Value {
+    let response = client
+        .post(format!(
+            "{base}/v1/incoming/{connector}?token={CONNECTOR_TOKEN}"
+        ))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "ingestion answered {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
 /// A program, the seed connector, and the seed rule with `limits`: (program, token, connector).
 pub async fn setup(
     client: &reqwest::Client,
     base: &str,
     limits: Value,
 ) -> (String, String, String) {
-    let program = admin(
-        client,
-        base,
-        ROOT,
-        reqwest::Method::POST,
-        "/v1/programs",
-        Some(json!({"name": "Readers"})),
-    )
-    .await;
-    let (pid, token) = (
-        program["id"].as_str().unwrap().to_owned(),
-        program["adminToken"].as_str().unwrap().to_owned(),
-    );
+    let (pid, token) = create_program(client, base, "Readers").await;
     let mapping = r#"{ "clientEventId": eventId, "profile": {"kind": "default", "value": profile.email}, "payload": {"timestamp": timestamp, "tags": [{"name": "theme", "value": article.theme}], "counters": [{"name": "total", "value": totalArticlesRead}]} }"#;
     let connector = admin(
         client,
@@ -151,7 +223,7 @@ pub async fn setup(
         &token,
         reqwest::Method::POST,
         &format!("/v1/programs/{pid}/connectors"),
-        Some(json!({"name": "Article Read", "eventType": "custom.basic", "auth": {"type": "queryToken", "token": "s3cret-token"}, "mapping": mapping})),
+        Some(json!({"name": "Article Read", "eventType": "custom.basic", "auth": {"type": "queryToken", "token": CONNECTOR_TOKEN}, "mapping": mapping})),
     )
     .await;
     let cid = connector["id"].as_str().unwrap().to_owned();
@@ -242,4 +314,104 @@ pub async fn check_balances(
         balances.insert(member.to_owned(), ledger);
     }
     balances
+}
+
+/// One request a webhook receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// Header names in lower case.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+    /// The status the receiver answered.
+    pub answered: u16,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The message's `webhook-id`.
+    pub fn id(&self) -> &str {
+        self.header("webhook-id")
+    }
+
+    /// The member the message is about (empty if none).
+    pub fn member(&self) -> String {
+        let json: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
+        json["data"]["memberId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// What a webhook receiver got, in arrival order.
+pub type Inbox = Arc<Mutex<Vec<Received>>>;
+
+/// A webhook receiver on 127.0.0.1 (its URL, and what it got) that records every request and
+/// answers 500 to the first attempt of each message (by `webhook-id`), 204 to the next: every
+/// message is retried once.
+pub async fn webhook_receiver() -> (String, Inbox) {
+    let inbox = Inbox::default();
+    let recorded = inbox.clone();
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let inbox = recorded.clone();
+                async move {
+                    let headers: BTreeMap<String, String> = headers
+                        .iter()
+                        .map(|(name, value)| {
+                            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                            (name.as_str().to_owned(), value)
+                        })
+                        .collect();
+                    let mut inbox = inbox.lock().unwrap();
+                    let id = headers.get("webhook-id").cloned().unwrap_or_default();
+                    let answered = if inbox.iter().any(|r| r.id() == id) {
+                        204
+                    } else {
+                        500
+                    };
+                    inbox.push(Received {
+                        headers,
+                        body: body.to_vec(),
+                        answered,
+                    });
+                    axum::http::StatusCode::from_u16(answered).unwrap()
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, inbox)
+}
+
+/// Waits (up to a minute and a half) until `count` distinct messages were answered 204; how
+/// many were.
+pub async fn wait_for_deliveries(inbox: &Inbox, count: usize) -> usize {
+    let mut delivered = 0;
+    for _ in 0..1800 {
+        delivered = {
+            let log = inbox.lock().unwrap();
+            let ids: std::collections::HashSet<&str> = log
+                .iter()
+                .filter(|r| r.answered == 204)
+                .map(Received::id)
+                .collect();
+            ids.len()
+        };
+        if delivered >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    delivered
 }

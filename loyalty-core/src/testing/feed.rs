@@ -314,3 +314,72 @@ pub async fn a_subscription_gets_what_is_committed_after_it(store: Arc<dyn Store
     let item = tokio::time::timeout(wait, ann_only.next()).await.unwrap();
     assert!(matches!(item.unwrap().unwrap(), FeedItem::Change(c) if c.position > 0));
 }
+
+/// The balances of a member's ledger messages, in feed order.
+fn balances_of(changes: &[Change], member: &MemberId) -> Vec<i64> {
+    changes
+        .iter()
+        .filter_map(|c| match &c.body {
+            ChangeBody::Ledger(l) if l.member_id == *member => Some(l.balance),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A member with a long ledger (stores may keep what they computed of it between reads): each
+/// ledger message carries the balance just after its entry, whether the feed is read in small
+/// pages from the start, again from an older cursor, or at its head as entries come.
+pub async fn a_long_ledger_has_each_entrys_balance_in_every_read(store: Arc<dyn Store>) {
+    let f = Fixture::new(store, Some(json!([]))).await;
+    let send = |from: usize, to: usize| {
+        let items: Vec<Value> = (from..to)
+            .map(|i| article(&format!("long-{i}"), "ann@example.com", "sport", 5))
+            .collect();
+        let body = Value::Array(items).to_string();
+        let f = &f;
+        async move {
+            let answer = f.send(&body, false).await;
+            assert_eq!(answer.accepted, to - from);
+        }
+    };
+    send(0, 150).await;
+    let ann = f.member("ann@example.com").await;
+    // A negative adjustment in the middle: the lots after it are what is left.
+    f.engine
+        .adjust_points(&f.program, &ann, -95, "chargeback", None)
+        .await
+        .unwrap();
+    send(150, 200).await;
+    let mut expected: Vec<i64> = (1..=150).map(|n| n * 10).collect();
+    expected.push(1500 - 95);
+    expected.extend((1..=50).map(|n| 1405 + n * 10));
+
+    let whole = read_all(&f, 0, None, 7).await;
+    assert_eq!(balances_of(&whole, &ann), expected, "read in small pages");
+    let again = read_all(&f, 0, Some(&ann), 13).await;
+    assert_eq!(
+        balances_of(&again, &ann),
+        expected,
+        "read again from the start"
+    );
+    let middle = whole[whole.len() / 2].position;
+    let behind = read_all(&f, middle, None, 5).await;
+    let tail = balances_of(&behind, &ann);
+    assert_eq!(
+        tail,
+        expected[expected.len() - tail.len()..],
+        "from the middle"
+    );
+
+    // At the head, as more comes.
+    let mut cursor = whole.last().unwrap().position;
+    for round in 0..3 {
+        send(200 + round * 10, 210 + round * 10).await;
+        let more = read_all(&f, cursor, None, 4).await;
+        let last = *expected.last().unwrap();
+        let next: Vec<i64> = (1..=10).map(|n| last + n * 10).collect();
+        assert_eq!(balances_of(&more, &ann), next, "round {round}");
+        expected.extend(next);
+        cursor = more.last().unwrap().position;
+    }
+}

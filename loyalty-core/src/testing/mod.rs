@@ -102,7 +102,8 @@ macro_rules! store_feed_conformance_suite {
         $crate::store_conformance_suite!(@tests $make;
             the_feed_has_every_change_once_in_commit_order,
             the_feed_follows_commit_order_per_member_under_concurrency,
-            a_subscription_gets_what_is_committed_after_it
+            a_subscription_gets_what_is_committed_after_it,
+            a_long_ledger_has_each_entrys_balance_in_every_read
         );
     };
 }
