@@ -288,7 +288,7 @@ if [ "$PG_RUN" = 1 ]; then
     before=$(pg_snapshot "$PG_URL")
     pgbench -n -M prepared -c "$2" -j 2 -T "$DURATION" -D "payload=$PAYLOAD_TEXT" -f "$4" "$PG_URL" \
       >"$OUT/logs/$1.log" 2>&1
-    sleep 1.5 # statistics reach pg_stat_* within a second
+    sleep 11 # an idle backend flushes its statistics to pg_stat_* within 10 s
     after=$(pg_snapshot "$PG_URL")
     tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$OUT/logs/$1.log")
     [ -n "$tps" ] || { echo "pgbench gave no rate for $1 (see logs/$1.log)" >&2; exit 1; }
@@ -308,7 +308,7 @@ if [ "$PG_RUN" = 1 ]; then
     local before after events
     before=$(pg_snapshot "$PG_URL")
     wrk_run "$1" "$2" "$3" "$INGEST_URL" "$SERVER_PID"
-    sleep 1.5
+    sleep 11
     after=$(pg_snapshot "$PG_URL")
     # The warm-up's events count too (they are in the statistics): wrk counts them in its log.
     events=$(node -e '
