@@ -15,6 +15,10 @@
 //! from the change's time to its arrival; after the load it waits for the deliveries still
 //! coming (`--webhook-drain`).
 //!
+//! With `--setup-only` it creates all that, prints one JSON line (`programId`, `connectorId`,
+//! `path`: the ingestion path with its query, `headers`: what to send with every request) and
+//! exits: `benches/run.sh` drives the load with `wrk` from there.
+//!
 //! Every second a progress line goes to stderr; at the end one JSON line goes to stdout:
 //! events/s, requests/s, latency percentiles in ms, errors, and the server's RSS at the start
 //! and the end when `--server-pid` is given.
@@ -133,6 +137,10 @@ struct Args {
     /// wait ends once none came for two seconds).
     #[arg(long, default_value_t = 60)]
     webhook_drain: u64,
+    /// Only create the program, connector and rules, print them as one JSON line and exit
+    /// (`--auth query` or `header`: a signature depends on each body).
+    #[arg(long)]
+    setup_only: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -176,6 +184,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Target::Bare => (String::new(), "bare".to_owned()),
         Target::Engine => set_up(&base, &args, &secret).await?,
     };
+    if args.setup_only {
+        let path = format!(
+            "{}/v1/incoming/{connector}",
+            uri.path().trim_end_matches('/')
+        );
+        let (path, headers) = match args.auth {
+            Auth::Query => (format!("{path}?token={secret}"), json!({})),
+            Auth::Header => (path, json!({"X-Authorization": secret})),
+            Auth::Hub => bail!("--setup-only needs --auth query or header"),
+        };
+        println!(
+            "{}",
+            json!({"programId": program, "connectorId": connector, "path": path, "headers": headers})
+        );
+        return Ok(());
+    }
     let receiver = match args.webhook_endpoints {
         0 => None,
         count => {
@@ -387,8 +411,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates a program, the seed connector with `args.auth` and the seed rule; returns the
-/// connector's id.
+/// Creates a program, the seed connector with `args.auth`, the seed rule and a second rule
+/// (one point a read of any theme, at most 50 a day); returns the program's and the connector's
+/// ids.
 async fn set_up(base: &str, args: &Args, secret: &str) -> anyhow::Result<(String, String)> {
     let root = args
         .admin_token
@@ -461,7 +486,7 @@ async fn set_up(base: &str, args: &Args, secret: &str) -> anyhow::Result<(String
         .to_owned();
     post(
         format!("/v1/programs/{program_id}/rules"),
-        token,
+        token.clone(),
         json!({
             "name": "Sport readers",
             "connectorId": connector_id,
@@ -473,8 +498,20 @@ async fn set_up(base: &str, args: &Args, secret: &str) -> anyhow::Result<(String
         }),
     )
     .await?;
+    post(
+        format!("/v1/programs/{program_id}/rules"),
+        token,
+        json!({
+            "name": "Every read",
+            "connectorId": connector_id,
+            "conditions": {"all": [{"tag": "theme", "op": "exists"}]},
+            "points": {"fixed": 1},
+            "limits": [{"points": 50, "per": "day"}]
+        }),
+    )
+    .await?;
     eprintln!(
-        "set up program {program_id}, connector {connector_id} ({:?} auth), seed rule",
+        "set up program {program_id}, connector {connector_id} ({:?} auth), two rules",
         args.auth
     );
     Ok((program_id, connector_id))

@@ -12,7 +12,9 @@ use loyalty::core::{Engine, Limits};
 use loyalty::http::webhooks::{run_webhook_worker, WebhookConfig};
 use loyalty::http::{serve, AppState, HttpConfig};
 use loyalty::store_memory::MemoryStore;
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -98,15 +100,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    // One log line a request: written by a background thread, so that a request never waits
-    // on the terminal or a pipe. The thread drains every line waiting, then flushes: buffered,
-    // a busy second's lines go out in a few writes instead of one system call each (that was
-    // a fifth of the server's CPU under load). The guard flushes what is left when main
-    // returns.
-    let (writer, _log_guard) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
-        64 * 1024,
-        std::io::stdout(),
-    ));
+    // One log line a request, gathered in memory and written out by a thread of its own every
+    // few milliseconds (see `PacedLog`): a request never waits on the terminal or a pipe, and
+    // no line wakes another thread. The guard writes what is left when main returns.
+    let (writer, _log_guard) = PacedLog::start(std::io::stdout());
     if args.log_json {
         tracing_subscriber::fmt()
             .json()
@@ -265,4 +262,116 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutdown signal received; finishing requests in flight");
+}
+
+/// The log's writer: formatted lines are appended to a shared buffer, and one thread writes the
+/// buffer out every [`PacedLog::EVERY`]. tracing-appender's non-blocking writer sent each line
+/// through a channel whose reading thread slept between lines, so that nearly every line paid
+/// a wake-up, the reader's spinning and `sched_yield`s: 12.6% of the server's CPU in single
+/// events at 64 connections (perf, BENCHMARKS.md), four times the formatting's. Like it, this
+/// writer is lossy rather than blocking: past [`PacedLog::MAX_BUFFERED`] bytes waiting (the
+/// output stalled), lines are dropped and counted, and the count is logged once it drains.
+#[derive(Clone, Debug)]
+struct PacedLog {
+    shared: Arc<PacedShared>,
+}
+
+#[derive(Debug, Default)]
+struct PacedShared {
+    buffer: Mutex<Vec<u8>>,
+    dropped: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// Writes what is left and stops the writer thread when dropped.
+#[derive(Debug)]
+struct PacedLogGuard {
+    shared: Arc<PacedShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PacedLog {
+    const EVERY: Duration = Duration::from_millis(20);
+    const MAX_BUFFERED: usize = 8 * 1024 * 1024;
+
+    fn start(mut out: impl Write + Send + 'static) -> (Self, PacedLogGuard) {
+        let shared = Arc::new(PacedShared::default());
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("log-writer".into())
+                .spawn(move || {
+                    let mut spare = Vec::with_capacity(64 * 1024);
+                    loop {
+                        let stopping = shared.stop.load(Ordering::Acquire);
+                        std::mem::swap(&mut *shared.buffer.lock().unwrap(), &mut spare);
+                        let dropped = shared.dropped.swap(0, Ordering::Relaxed);
+                        if dropped > 0 {
+                            let _ = writeln!(
+                                spare,
+                                "WARN log: {dropped} lines dropped (the log's output could not keep up)"
+                            );
+                        }
+                        if !spare.is_empty() {
+                            // A log that cannot be written is not worth stopping the server for.
+                            let _ = out.write_all(&spare).and_then(|()| out.flush());
+                            spare.clear();
+                        }
+                        if stopping {
+                            break;
+                        }
+                        std::thread::park_timeout(Self::EVERY);
+                    }
+                })
+                .expect("a thread for the log writer")
+        };
+        (
+            Self {
+                shared: shared.clone(),
+            },
+            PacedLogGuard {
+                shared,
+                thread: Some(thread),
+            },
+        )
+    }
+}
+
+/// One line's writer (tracing's formatter writes each line whole, in one `write`).
+#[derive(Debug)]
+struct PacedLine<'a>(&'a PacedShared);
+
+impl Write for PacedLine<'_> {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut buffer = self.0.buffer.lock().unwrap();
+        if buffer.len() + line.len() > PacedLog::MAX_BUFFERED {
+            drop(buffer);
+            self.0.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            buffer.extend_from_slice(line);
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for PacedLog {
+    type Writer = PacedLine<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        PacedLine(&self.shared)
+    }
+}
+
+impl Drop for PacedLogGuard {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
 }
